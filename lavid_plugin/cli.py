@@ -1,0 +1,42 @@
+"""The ``lavid`` command: ``lavid signature ...`` (Stage 1), ``lavid demo``, ``lavid report``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import LavidError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .signature import cli as sig_cli
+
+    p = argparse.ArgumentParser(prog="lavid", description="LaViD: an LLM teaches a vision student (mdistiller plugin)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sig_cli.add_parser(sub)
+    d = sub.add_parser("demo", help="the embedded demo: vanilla vs LaViD on generated birds, side by side")
+    d.add_argument("--root", default="./data/demo_birds", help="where the demo images are generated")
+    d.add_argument("--output", default="./output", help="LOG.PREFIX of the runs")
+    d.add_argument("--epochs", type=int, default=None)
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=lambda a: __import__("lavid_plugin.demo", fromlist=["run"]).run(a))
+    try:
+        from .report import add_parser as add_report
+
+        add_report(sub)
+    except ImportError:
+        pass
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LavidError as e:
+        print(f"lavid: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

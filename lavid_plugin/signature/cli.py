@@ -1,0 +1,197 @@
+"""``lavid signature ...``: the Stage 1 command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import LavidError
+
+
+def _warn(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("signature", help="Stage 1: questions, answers and LLM signatures")
+    ss = p.add_subparsers(dest="sig_cmd", required=True)
+
+    q = ss.add_parser("questions", help="generate a question file with an LLM")
+    q.add_argument("--classes", required=True, help="class list (JSON list or one name per line)")
+    q.add_argument("-q", "--num-questions", type=int, default=50)
+    q.add_argument("-m", "--num-options", type=int, default=5)
+    q.add_argument("--description", help="a short description of the dataset for the prompt")
+    q.add_argument("--backend", choices=["hf", "openai"], default="openai")
+    q.add_argument("--model", help="HF model id/path, or the endpoint's model name")
+    q.add_argument("--base-url", default="https://api.openai.com/v1", help="OpenAI-compatible endpoint")
+    q.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    q.add_argument("--temperature", type=float, default=1.0)
+    q.add_argument("--max-rounds", type=int, default=4)
+    q.add_argument("--trust-remote-code", action="store_true")
+    q.add_argument("--print-prompt", action="store_true", help="print the exact prompt and exit")
+    q.add_argument("-o", "--output", help="question file to write")
+    q.set_defaults(func=cmd_questions)
+
+    v = ss.add_parser("validate", help="validation report of a question file")
+    v.add_argument("questions")
+    v.add_argument("--classes", help="class list, to find options that name a class")
+    v.add_argument("-m", "--num-options", type=int)
+    v.add_argument("--placeholder", action="append", help="extra placeholder phrase, e.g. 'the flower'")
+    v.add_argument("--strict", action="store_true", help="exit 1 when any problem is found")
+    v.set_defaults(func=cmd_validate)
+
+    e = ss.add_parser("extract", help="answer every question for every class -> signature")
+    e.add_argument("--model", required=True, help="causal LM (HF id or local path); with --backend embedding an encoder or 'minilm'")
+    e.add_argument("--questions", required=True)
+    e.add_argument("--classes", required=True)
+    e.add_argument("-o", "--output", required=True, help="signature file (.safetensors)")
+    e.add_argument("--backend", choices=["llm", "embedding"], default="llm")
+    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--temperature", type=float, default=1.0)
+    e.add_argument("--labels", choices=["number", "letter"], default="number")
+    e.add_argument("--template", help="answer prompt with {label_kind} {question} {options}; default: the authors'")
+    e.add_argument("--plain", action="store_true", help="no chat template (base models)")
+    e.add_argument("--placeholder", action="append", help="extra placeholder phrase, e.g. 'the flower'")
+    e.add_argument("--validation", choices=["strict", "lenient", "warn"], default="warn")
+    e.add_argument("--cache-dir", help="answer shards for resuming (default: OUTPUT.cache/)")
+    e.add_argument("--device")
+    e.add_argument("--device-map", help="e.g. 'auto' for models larger than one GPU")
+    e.add_argument("--trust-remote-code", action="store_true")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(func=cmd_extract)
+
+    i = ss.add_parser("import", help="convert the authors' released JSON to a signature file")
+    i.add_argument("json")
+    i.add_argument("--questions", help="the question file it answers (counts are checked)")
+    i.add_argument("--classes", help="align to this class list (dataset label order)")
+    i.add_argument("--normalize-names", action="store_true")
+    i.add_argument("-o", "--output", help="default: ./NAME.safetensors in the current folder")
+    i.set_defaults(func=cmd_import)
+
+    s = ss.add_parser("inspect", help="summary and heatmap PNG of a signature")
+    s.add_argument("signature")
+    s.add_argument("--png", help="heatmap path (default: SIGNATURE.png)")
+    s.add_argument("-k", type=int, default=5)
+    s.set_defaults(func=cmd_inspect)
+
+    t = ss.add_parser("make-tiny-lm", help="write a tiny random-weight causal LM + tokenizer (for trying the tools)")
+    t.add_argument("output")
+    t.add_argument("--questions", help="question file whose words enter the vocabulary")
+    t.add_argument("--classes", help="class list whose words enter the vocabulary")
+    t.add_argument("--vocab-size", type=int, default=2048)
+    t.set_defaults(func=cmd_make_tiny_lm)
+
+
+def _read_inputs(args, with_classes=True):
+    from .questions import Instantiator, apply_validation, parse_placeholder_specs, read_questions, validate_questions
+    from .signature import read_class_names
+
+    qs, warns = read_questions(args.questions)
+    for w in warns:
+        _warn(w)
+    names = read_class_names(args.classes) if with_classes and getattr(args, "classes", None) else []
+    inst = Instantiator(parse_placeholder_specs(getattr(args, "placeholder", None)))
+    report = validate_questions(qs, class_names=names, instantiator=inst, source=str(args.questions),
+                                num_options=getattr(args, "num_options", None))
+    return qs, names, inst, report, apply_validation
+
+
+def cmd_questions(args) -> int:
+    from .generate import HFChatBackend, OpenAIChatBackend, generate_questions, write_question_file
+    from .prompts import generation_prompt
+    from .signature import read_class_names
+
+    names = read_class_names(args.classes)
+    if args.print_prompt:
+        print(generation_prompt(names, args.num_questions, args.num_options, args.description))
+        return 0
+    if not args.output or not args.model:
+        raise LavidError("--model and -o/--output are required (or use --print-prompt)")
+    if args.backend == "openai":
+        chat = OpenAIChatBackend(args.base_url, args.model, api_key_env=args.api_key_env, temperature=args.temperature)
+    else:
+        chat = HFChatBackend(args.model, temperature=args.temperature, trust_remote_code=args.trust_remote_code)
+    qs = generate_questions(chat, names, args.num_questions, args.num_options, description=args.description,
+                            max_rounds=args.max_rounds, log=_warn)
+    write_question_file(args.output, qs)
+    print(f"wrote {len(qs)} questions to {args.output}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    qs, names, inst, report, _ = _read_inputs(args)
+    counts = sorted({q.num_options for q in qs})
+    print(f"{args.questions}: {len(qs)} questions, option counts {counts}")
+    print(report.format())
+    return 1 if (args.strict and not report.ok) else 0
+
+
+def cmd_extract(args) -> int:
+    qs, names, inst, report, apply_validation = _read_inputs(args)
+    if not names:
+        raise LavidError("--classes is required")
+    qs = apply_validation(qs, report, args.validation, warn=_warn)
+    out = Path(args.output)
+    if args.backend == "embedding":
+        from .embedding import EmbeddingAnswerer
+
+        ans = EmbeddingAnswerer(args.model, instantiator=inst, device=args.device or "cpu")
+        sig = ans.extract(qs, names, temperature=args.temperature, question_source=str(args.questions))
+    else:
+        from .extract import AnswerExtractor, load_causal_lm
+        from .prompts import AUTHORS_ANSWER_TEMPLATE
+
+        model, tok = load_causal_lm(args.model, device=args.device, device_map=args.device_map,
+                                    trust_remote_code=args.trust_remote_code)
+        ex = AnswerExtractor(model, tok, model_id=args.model, template=args.template or AUTHORS_ANSWER_TEMPLATE,
+                             label_kind=args.labels, use_chat_template=False if args.plain else None,
+                             instantiator=inst)
+        cache = args.cache_dir or str(out) + ".cache"
+        sig = ex.extract(qs, names, batch_size=args.batch_size, temperature=args.temperature, cache_dir=cache,
+                         progress=not args.no_progress, question_source=str(args.questions))
+    sig.save(out)
+    print(f"wrote {out}: K={sig.num_classes} Q={sig.num_questions} dim={sig.dim}")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from .questions import read_questions
+    from .signature import LLMSignature, read_class_names
+
+    qs = None
+    if args.questions:
+        qs, _ = read_questions(args.questions)
+    names = read_class_names(args.classes) if args.classes else None
+    sig = LLMSignature.import_reference_json(args.json, questions=qs, questions_source=args.questions,
+                                             class_names=names, normalize=args.normalize_names)
+    out = Path(args.output or Path(args.json).with_suffix(".safetensors").name)
+    sig.save(out)
+    print(f"wrote {out}: K={sig.num_classes} Q={sig.num_questions} dim={sig.dim}")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from .inspect import heatmap_png, summary
+    from .signature import LLMSignature
+
+    sig = LLMSignature.load(args.signature)
+    print(summary(sig, args.k))
+    png = heatmap_png(sig, args.png or Path(args.signature).with_suffix(".png"))
+    print(f"heatmap: {png}")
+    return 0
+
+
+def cmd_make_tiny_lm(args) -> int:
+    from .questions import read_questions
+    from .signature import read_class_names
+    from .tiny_lm import write_tiny_lm
+
+    corpus = ["Answer only with the option number letter. No additional commentary."]
+    if args.questions:
+        corpus += [q.text + " " + " ".join(q.options) for q in read_questions(args.questions)[0]]
+    if args.classes:
+        corpus += read_class_names(args.classes)
+    write_tiny_lm(args.output, corpus, vocab_size=args.vocab_size)
+    print(f"wrote a tiny random-weight causal LM to {args.output}")
+    return 0

@@ -1,0 +1,351 @@
+"""The LLM signature: LaViD's teacher-free teacher.
+
+A signature holds, for each class ``k`` and question ``q``, the answering model's distribution over
+the question's ``M_q`` options. Option counts may differ per question, so everything is stored flat
+(``[K, sum_q M_q]``) with ``offsets`` (``[Q + 1]``) marking where each question starts.
+
+As an ``nn.Module`` it is a lookup table: ``signature(target) -> T_target`` (``[B, sum M]``), which
+is what :class:`lavid_plugin.distillers.LAVID.LaViD` regresses onto.
+
+Files are safetensors: tensors ``probs``, ``logits`` (NaN where unknown, e.g. imported files),
+``offsets``; the header metadata ``lavid`` is JSON with class names, questions and provenance.
+Loading unpickles nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import LavidError
+from ..utils import atomic_path, sha256_text
+from .questions import Question
+
+FORMAT_VERSION = 1
+
+
+def normalize_class_name(name: str) -> str:
+    """Case, underscores, numeric prefixes (``001.``) and spacing folded: for alignment only."""
+    name = re.sub(r"^\s*\d+[.\s_-]+", "", name)
+    name = name.replace("_", " ").replace("-", " ")
+    return " ".join(name.lower().split())
+
+
+@dataclass
+class AlignmentReport:
+    mapping: list[tuple[str, str]]  # (dataset name, signature name) where they differ
+
+    def format(self) -> str:
+        if not self.mapping:
+            return "all class names matched exactly"
+        return "\n".join(f"  {d!r} <- {s!r}" for d, s in self.mapping)
+
+
+class LLMSignature(nn.Module):
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        probs: torch.Tensor,
+        offsets: Sequence[int] | torch.Tensor,
+        *,
+        logits: torch.Tensor | None = None,
+        questions: Sequence[Question] | None = None,
+        provenance: dict | None = None,
+    ):
+        super().__init__()
+        class_names = list(class_names)
+        check_unique_class_names(class_names, "signature")
+        probs = torch.as_tensor(probs, dtype=torch.float32)
+        offsets = torch.as_tensor(offsets, dtype=torch.int64)
+        if probs.ndim != 2 or probs.shape[0] != len(class_names):
+            raise LavidError(f"signature probs must be [K={len(class_names)}, sum M], got {tuple(probs.shape)}")
+        if offsets.ndim != 1 or offsets[0] != 0 or offsets[-1] != probs.shape[1] or (offsets.diff() <= 0).any():
+            raise LavidError(f"signature offsets {offsets.tolist()} do not tile {probs.shape[1]} columns")
+        if logits is None:
+            logits = torch.full_like(probs, float("nan"))
+        logits = torch.as_tensor(logits, dtype=torch.float32)
+        if logits.shape != probs.shape:
+            raise LavidError(f"signature logits shape {tuple(logits.shape)} != probs shape {tuple(probs.shape)}")
+        if questions is not None:
+            questions = list(questions)
+            counts = [q.num_options for q in questions]
+            if counts != offsets.diff().tolist():
+                raise LavidError(
+                    f"signature has {len(offsets) - 1} questions with option counts {offsets.diff().tolist()}, "
+                    f"but the questions given have {len(questions)} with counts {counts}"
+                )
+        self.class_names = class_names
+        self.questions = questions
+        self.provenance = dict(provenance or {})
+        self.register_buffer("targets", probs, persistent=False)
+        self.register_buffer("logits", logits, persistent=False)
+        self.register_buffer("offsets", offsets, persistent=False)
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def num_questions(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def option_counts(self) -> list[int]:
+        return self.offsets.diff().tolist()
+
+    @property
+    def dim(self) -> int:
+        """Q*M (sum of option counts): the LaViD head's output size."""
+        return int(self.targets.shape[1])
+
+    def question_slice(self, q: int) -> slice:
+        return slice(int(self.offsets[q]), int(self.offsets[q + 1]))
+
+    def class_matrix(self, name_or_index) -> list[list[float]]:
+        """One class's answers as a list of per-question probability lists (the paper's JSON rows)."""
+        k = self.class_names.index(name_or_index) if isinstance(name_or_index, str) else int(name_or_index)
+        row = self.targets[k]
+        return [row[self.question_slice(q)].tolist() for q in range(self.num_questions)]
+
+    # ------------------------------------------------------------------ teacher
+    def forward(self, target: torch.Tensor) -> torch.Tensor:
+        return self.targets[target]
+
+    def lookup(self, target: torch.Tensor) -> torch.Tensor:
+        return self.targets[target]
+
+    # ------------------------------------------------------------------ alignment
+    def align(self, dataset_class_names: Sequence[str], *, normalize: bool = False,
+              allow_extra: bool = False) -> "LLMSignature":
+        """Reorder rows to the dataset's label order, by class name (never by position).
+
+        A dataset class the signature lacks is an error naming it; so is a signature class the
+        dataset lacks, unless ``allow_extra``. ``normalize`` folds case, underscores and numeric
+        prefixes (``001.Black_footed_Albatross``); the mapping is kept in ``self.alignment``.
+        """
+        dataset_class_names = list(dataset_class_names)
+        check_unique_class_names(dataset_class_names, "dataset")
+        key = normalize_class_name if normalize else (lambda s: s)
+        index: dict[str, int] = {}
+        for i, n in enumerate(self.class_names):
+            k = key(n)
+            if k in index:
+                raise LavidError(
+                    f"signature classes {self.class_names[index[k]]!r} and {n!r} are the same after normalisation"
+                )
+            index[k] = i
+        order, missing, mapping = [], [], []
+        for n in dataset_class_names:
+            i = index.get(key(n))
+            if i is None:
+                missing.append(n)
+                continue
+            order.append(i)
+            if self.class_names[i] != n:
+                mapping.append((n, self.class_names[i]))
+        if missing:
+            hint = "" if normalize else " (try normalize=True / --normalize-names for case, underscores, '001.' prefixes)"
+            raise LavidError(
+                f"the signature has no class for dataset class(es) {missing[:10]}"
+                f"{' and %d more' % (len(missing) - 10) if len(missing) > 10 else ''}{hint}"
+            )
+        extra = sorted(set(range(self.num_classes)) - set(order))
+        if extra and not allow_extra:
+            names = [self.class_names[i] for i in extra]
+            raise LavidError(f"the signature has class(es) the dataset lacks: {names[:10]}"
+                             f"{' and %d more' % (len(names) - 10) if len(names) > 10 else ''}")
+        idx = torch.tensor(order, dtype=torch.long)
+        out = LLMSignature(
+            dataset_class_names, self.targets[idx].clone(), self.offsets.clone(), logits=self.logits[idx].clone(),
+            questions=self.questions, provenance=self.provenance,
+        )
+        out.alignment = AlignmentReport(mapping)
+        return out
+
+    # ------------------------------------------------------------------ io
+    def content_hash(self) -> str:
+        meta = json.dumps({"classes": self.class_names, "offsets": self.offsets.tolist(),
+                           "questions": _questions_to_json(self.questions)}, sort_keys=True)
+        import hashlib
+
+        h = hashlib.sha256(meta.encode())
+        h.update(self.targets.contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def metadata(self) -> dict:
+        prov = dict(self.provenance)
+        prov["content_hash"] = self.content_hash()
+        return {
+            "format": "lavid-signature",
+            "format_version": FORMAT_VERSION,
+            "class_names": self.class_names,
+            "questions": _questions_to_json(self.questions),
+            "provenance": prov,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        tensors = {"probs": self.targets.contiguous().cpu(), "logits": self.logits.contiguous().cpu(),
+                   "offsets": self.offsets.contiguous().cpu()}
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"lavid": json.dumps(self.metadata(), ensure_ascii=False)})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LLMSignature":
+        from safetensors import SafetensorError, safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise LavidError(f"signature file not found: {path}")
+        if path.suffix == ".json":
+            raise LavidError(f"{path} is a JSON file; import the authors' format first: lavid signature import {path}")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                raw = (f.metadata() or {}).get("lavid")
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except (SafetensorError, OSError, ValueError) as e:
+            raise LavidError(f"{path}: not a readable safetensors signature ({e})") from None
+        if raw is None:
+            raise LavidError(f"{path}: safetensors file has no 'lavid' metadata: not a LaViD signature")
+        meta = json.loads(raw)
+        for key in ("probs", "offsets"):
+            if key not in tensors:
+                raise LavidError(f"{path}: signature lacks tensor {key!r}")
+        qs = _questions_from_json(meta.get("questions"))
+        sig = cls(meta["class_names"], tensors["probs"], tensors["offsets"], logits=tensors.get("logits"),
+                  questions=qs, provenance=meta.get("provenance", {}))
+        sig.source_path = str(path)
+        return sig
+
+    @classmethod
+    def import_reference_json(cls, path: str | Path, *, questions: Sequence[Question] | None = None,
+                              questions_source: str | None = None,
+                              class_names: Sequence[str] | None = None,
+                              normalize: bool = False) -> "LLMSignature":
+        """Read the authors' released format ``{class: [[p_1..p_M] per question]}``.
+
+        ``minilm_384.json``-style files (``{class: [floats]}``, the word-embedding baseline) become a
+        one-"question" signature with ``D`` columns, labelled as embeddings in the provenance.
+        With ``questions`` the question count and each option count must match; with
+        ``class_names`` the result is aligned to that label order.
+        """
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise LavidError(f"{path}: cannot read as JSON ({e})") from None
+        if not isinstance(data, dict) or not data:
+            raise LavidError(f"{path}: expected a JSON object {{class name: answers}}")
+        names = list(data)
+        first = data[names[0]]
+        kind = "llm_answers"
+        if isinstance(first, list) and first and all(isinstance(x, (int, float)) for x in first):
+            kind = "word_embedding"
+            counts = [len(first)]
+            rows = []
+            for n in names:
+                v = data[n]
+                if not isinstance(v, list) or len(v) != counts[0]:
+                    raise LavidError(f"{path}: class {n!r} has {len(v) if isinstance(v, list) else '?'} values, expected {counts[0]}")
+                rows.append([float(x) for x in v])
+        else:
+            counts = _row_counts(first, path, names[0])
+            rows = []
+            for n in names:
+                c = _row_counts(data[n], path, n)
+                if c != counts:
+                    raise LavidError(f"{path}: class {n!r} has option counts {c}, but {names[0]!r} has {counts}")
+                rows.append([float(p) for q in data[n] for p in q])
+        if questions is not None:
+            qcounts = [q.num_options for q in questions]
+            src = questions_source or "the question file"
+            if len(qcounts) != len(counts):
+                raise LavidError(
+                    f"{path} has {len(counts)} questions per class but {src} has {len(qcounts)}: "
+                    f"they do not belong together (refusing to pair them by position)"
+                )
+            bad = [i + 1 for i, (a, b) in enumerate(zip(counts, qcounts)) if a != b]
+            if bad:
+                raise LavidError(
+                    f"{path} and {src} disagree on the option count of question(s) {bad[:10]}: "
+                    f"they do not belong together"
+                )
+        offsets = [0]
+        for c in counts:
+            offsets.append(offsets[-1] + c)
+        prov = {"source": "reference-json", "imported_from": path.name, "kind": kind,
+                "answering_model": _guess_model_from_name(path.stem), "question_source": questions_source,
+                "temperature": 1.0 if kind == "llm_answers" else None}
+        sig = cls(names, torch.tensor(rows, dtype=torch.float32), offsets, questions=questions, provenance=prov)
+        if class_names is not None:
+            sig = sig.align(class_names, normalize=normalize)
+        return sig
+
+
+def _row_counts(rows, path, name) -> list[int]:
+    if not isinstance(rows, list) or not all(isinstance(q, list) and q for q in rows):
+        raise LavidError(f"{path}: class {name!r} must map to a list of per-question probability lists")
+    return [len(q) for q in rows]
+
+
+def _guess_model_from_name(stem: str) -> str:
+    return stem.split("_")[0] if "_" in stem else stem
+
+
+def _questions_to_json(questions):
+    if questions is None:
+        return None
+    return [{"text": q.text, "options": list(q.options), "line": q.line} for q in questions]
+
+
+def _questions_from_json(obj):
+    if obj is None:
+        return None
+    return [Question(d["text"], tuple(d["options"]), d.get("line", 0)) for d in obj]
+
+
+def check_unique_class_names(names: Sequence[str], what: str, source: str | None = None) -> None:
+    seen: dict[str, int] = {}
+    for i, n in enumerate(names):
+        if not isinstance(n, str) or not n.strip():
+            raise LavidError(f"{source or what}: class entry {i} is not a non-empty string: {n!r}")
+        if n in seen:
+            raise LavidError(f"{source or what}: class {n!r} appears twice (entries {seen[n]} and {i})")
+        seen[n] = i
+
+
+def read_class_names(path: str | Path) -> list[str]:
+    """A class list: a JSON list of names, or a text file with one name per line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise LavidError(f"cannot read class list {path}: {e}") from None
+    if path.suffix == ".json":
+        try:
+            names = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise LavidError(f"{path}:{e.lineno}: invalid JSON in class list ({e.msg})") from None
+        if isinstance(names, dict):
+            names = list(names)
+        if not isinstance(names, list):
+            raise LavidError(f"{path}: expected a JSON list of class names")
+    else:
+        names = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not names:
+        raise LavidError(f"{path}: class list is empty")
+    check_unique_class_names(names, "class list", str(path))
+    return names
+
+
+__all__ = ["LLMSignature", "read_class_names", "normalize_class_name", "check_unique_class_names", "sha256_text"]
