@@ -177,7 +177,7 @@ def parse_placeholder_specs(specs: Sequence[str] | None) -> dict[str, str]:
 def _placeholder_regex(table: dict[str, str]) -> re.Pattern:
     alts = []
     for phrase in sorted(table, key=len, reverse=True):  # longest first: "the class" before "class"
-        esc = re.escape(phrase)
+        esc = r"\s+".join(re.escape(w) for w in phrase.split())  # "the  class" matches too
         left = r"(?<!\w)" if phrase[0].isalnum() or phrase[0] == "_" else ""
         right = r"(?!\w)" if phrase[-1].isalnum() or phrase[-1] == "_" else ""
         alts.append(f"{left}{esc}{right}")
@@ -188,7 +188,7 @@ class Instantiator:
     """Replace the class placeholder in questions, on word boundaries."""
 
     def __init__(self, placeholders: dict[str, str] | None = None):
-        self.table = {k.lower(): v for k, v in (placeholders or DEFAULT_PLACEHOLDERS).items()}
+        self.table = {" ".join(k.lower().split()): v for k, v in (placeholders or DEFAULT_PLACEHOLDERS).items()}
         self.regex = _placeholder_regex(self.table)
 
     def has_placeholder(self, text: str) -> bool:
@@ -196,7 +196,7 @@ class Instantiator:
 
     def __call__(self, text: str, name: str) -> str:
         def repl(m: re.Match) -> str:
-            out = self.table[m.group(0).lower()].replace("{name}", name)
+            out = self.table[" ".join(m.group(0).lower().split())].replace("{name}", name)
             if m.group(0)[:1].isupper() and out[:1].islower():
                 out = out[0].upper() + out[1:]  # "The class ..." -> "The Red Finch ..."
             return out

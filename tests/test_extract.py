@@ -1,0 +1,201 @@
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+import torch
+
+from conftest import EXAMPLES
+from lavid_plugin.cli import main as lavid_main
+from lavid_plugin.errors import LavidError
+from lavid_plugin.signature.extract import (AnswerExtractor, ExtractionStats, naive_answer_logits,
+                                            resolve_label_token_ids)
+from lavid_plugin.signature.prompts import option_labels
+from lavid_plugin.signature.questions import Question
+from lavid_plugin.signature.signature import LLMSignature
+
+
+def _mixed_length_questions(qs):
+    long_q = Question("Considering every visible detail of plumage , posture , feet , eyes , bill , wings and "
+                      "tail of the class seen in the field from far away in poor light , " * 3 + "what colour is it ?",
+                      ("Red", "Blue", "Yellow", "Brown", "Black"))
+    return [Question("Red the class ?", ("Red", "Blue")), long_q] + list(qs)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+def test_batched_equals_naive_reference(tiny_lm, batch_size):
+    model, tok, qs, names = tiny_lm
+    qs = _mixed_length_questions(qs)
+    ex = AnswerExtractor(model, tok, model_id="tiny")
+    sig = ex.extract(qs, names, batch_size=batch_size, progress=False)
+    prompts = ex.build_prompts(qs, names)
+    lengths = [len(ex.encode(p)) for p in prompts]
+    assert max(lengths) > 3 * min(lengths)  # very different lengths really are batched together
+    tids = resolve_label_token_ids(tok, option_labels(5))
+    ref = naive_answer_logits(model, tok, prompts, tids)  # one prompt at a time, full logits
+    Q = len(qs)
+    for c in range(len(names)):
+        for q, question in enumerate(qs):
+            m = question.num_options
+            s = sig.question_slice(q)
+            ref_logits = ref[c * Q + q, :m]
+            assert torch.allclose(sig.logits[c, s], ref_logits, atol=1e-5, rtol=0)
+            assert torch.allclose(sig.targets[c, s], torch.softmax(ref_logits, -1), atol=1e-5, rtol=0)
+
+
+def test_temperature_and_provenance(tiny_lm):
+    model, tok, qs, names = tiny_lm
+    ex = AnswerExtractor(model, tok, model_id="tiny")
+    s1 = ex.extract(qs, names, progress=False)
+    s2 = ex.extract(qs, names, progress=False, temperature=2.0)
+    sl = s1.question_slice(0)
+    assert torch.allclose(s2.targets[:, sl], torch.softmax(s1.logits[:, sl] / 2, -1), atol=1e-6)
+    p = s2.provenance
+    assert p["temperature"] == 2.0 and p["answering_model"] == "tiny" and "torch" in p["library_versions"]
+    assert "{question}" in p["prompt_template"]
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_interrupted_extraction_resumes_and_matches(tiny_lm, tmp_path):
+    model, tok, qs, names = tiny_lm
+    ex = AnswerExtractor(model, tok, model_id="tiny")
+    cache = tmp_path / "cache"
+
+    def stop_after_two(b, n):
+        if b == 1:
+            raise _Stop
+
+    first = ExtractionStats()
+    with pytest.raises(_Stop):
+        ex.extract(qs, names, batch_size=5, cache_dir=cache, progress=False, on_batch_end=stop_after_two, stats=first)
+    assert first.num_computed == 10
+    second = ExtractionStats()
+    resumed = ex.extract(qs, names, batch_size=5, cache_dir=cache, progress=False, stats=second)
+    total = len(qs) * len(names)
+    assert second.num_computed == total - 10
+    assert not set(first.computed_keys) & set(second.computed_keys)
+    plain = ex.extract(qs, names, batch_size=5, progress=False)
+    resumed.save(tmp_path / "a.safetensors")
+    plain.save(tmp_path / "b.safetensors")
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+    third = ExtractionStats()
+    ex.extract(qs, names, batch_size=5, cache_dir=cache, progress=False, stats=third)
+    assert third.num_computed == 0
+
+
+def test_two_token_label_is_a_clear_error(tiny_lm):
+    model, tok, qs, names = tiny_lm
+    many = [Question("How many spots does the class have?", tuple(f"opt{i}" for i in range(12)))]
+    ex = AnswerExtractor(model, tok, model_id="tiny")
+    with pytest.raises(LavidError, match=r"option label '10' is not a single token in tokenizer"):
+        ex.extract(many, names, progress=False)
+    letters = AnswerExtractor(model, tok, model_id="tiny", label_kind="letter").extract(many, names, progress=False)
+    assert letters.option_counts == [12]
+
+
+def test_cli_extract_and_inspect_end_to_end(tmp_path, capsys):
+    q, c = str(EXAMPLES / "birds_questions.txt"), str(EXAMPLES / "birds_classes.json")
+    assert lavid_main(["signature", "make-tiny-lm", str(tmp_path / "lm"), "--questions", q, "--classes", c]) == 0
+    out = tmp_path / "sig.safetensors"
+    assert lavid_main(["signature", "extract", "--model", str(tmp_path / "lm"), "--questions", q, "--classes", c,
+                       "-o", str(out), "--no-progress"]) == 0
+    sig = LLMSignature.load(out)
+    assert sig.num_classes == 6 and sig.num_questions == 6
+    assert torch.allclose(sig.targets[:, sig.question_slice(0)].sum(1), torch.ones(6))
+    assert lavid_main(["signature", "inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "classes K=6" in text and "lowest-entropy questions" in text
+    png = out.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
+    bad = tmp_path / "classes.json"
+    bad.write_text('["A", "B", "A"]')
+    rc = lavid_main(["signature", "extract", "--model", "x", "--questions", str(EXAMPLES / "birds_questions.txt"),
+                     "--classes", str(bad), "-o", str(tmp_path / "o.safetensors")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "class 'A' appears twice" in err and "Traceback" not in err
+    assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_embedding_backend_with_tiny_encoder(tmp_path):
+    from tokenizers import Tokenizer, pre_tokenizers
+    from tokenizers.models import WordLevel
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + "what colour is the red blue bird wren jay ?".split()
+    tk = Tokenizer(WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="[PAD]", unk_token="[UNK]")
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(tmp_path / "enc")
+    tok.save_pretrained(tmp_path / "enc")
+    from lavid_plugin.signature.embedding import EmbeddingAnswerer
+
+    ans = EmbeddingAnswerer(str(tmp_path / "enc"), scale=10.0)
+    qs = [Question("what colour is the class ?", ("red", "blue"))]
+    sig = ans.extract(qs, ["wren", "jay"])
+    e = ans.embed(["what colour is the wren ?", "red", "blue"])
+    expected = torch.softmax(10.0 * (e[1:] @ e[0]), -1)
+    assert torch.allclose(sig.targets[0], expected, atol=1e-5)
+    assert "not an LLM" in sig.provenance["answer_backend"]
+
+
+class _FakeChat(BaseHTTPRequestHandler):
+    replies: list = []
+    seen: list = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).seen.append((body, self.headers.get("Authorization")))
+        text = type(self).replies.pop(0)
+        data = json.dumps({"choices": [{"message": {"content": text}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
+def test_question_generation_over_http_retries_for_the_rest(tmp_path, monkeypatch):
+    _FakeChat.replies = [
+        "Here you go:\n\nWhat colour is the class?\n1. Red\n2. Blue\n\nIs the class big?\n1. Yes\n2. Blue Jay\n",
+        "What colour is the class?\n1. Red\n2. Blue\n\nDoes the class sing?\n1. Often\n2. Rarely\n",
+    ]
+    _FakeChat.seen = []
+    srv = HTTPServer(("127.0.0.1", 0), _FakeChat)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    monkeypatch.setenv("MY_KEY", "sk-secret")
+    classes = tmp_path / "c.json"
+    classes.write_text(json.dumps(["Blue Jay", "Wren"]))
+    out = tmp_path / "q.txt"
+    try:
+        rc = lavid_main(["signature", "questions", "--classes", str(classes), "-q", "2", "-m", "2", "--backend",
+                         "openai", "--model", "m", "--base-url", f"http://127.0.0.1:{srv.server_port}/v1",
+                         "--api-key-env", "MY_KEY", "-o", str(out)])
+    finally:
+        srv.shutdown()
+    assert rc == 0
+    from lavid_plugin.signature.questions import read_questions
+
+    qs, _ = read_questions(out)
+    assert [q.text for q in qs] == ["What colour is the class?", "Does the class sing?"]
+    assert len(_FakeChat.seen) == 2 and _FakeChat.seen[0][1] == "Bearer sk-secret"
+    second_prompt = _FakeChat.seen[1][0]["messages"][0]["content"]
+    assert "Write 1 multiple-choice" in second_prompt and "- What colour is the class?" in second_prompt
+
+
+def test_question_generation_fails_naming_the_count(tmp_path):
+    from lavid_plugin.signature.generate import generate_questions
+
+    replies = iter(["What colour is the class?\n1. Red\n2. Blue\n"] * 3)
+    with pytest.raises(LavidError, match="only 1 valid questions of the 3"):
+        generate_questions(lambda p: next(replies), ["Wren"], 3, 2, max_rounds=3, log=lambda m: None)

@@ -1,0 +1,104 @@
+import json
+import random
+
+import pytest
+import torch
+
+from lavid_plugin.errors import LavidError
+from lavid_plugin.signature.questions import read_questions
+from lavid_plugin.signature.signature import LLMSignature, read_class_names
+
+
+@pytest.mark.parametrize("dataset", ["cub200", "flowers", "fgvc_aircraft"])
+def test_import_reference_qwen_signatures(reference, dataset, tmp_path):
+    path = reference / f"signatures/{dataset}/qwen2.5-7b_chat_50-5.json"
+    raw = json.loads(path.read_text())
+    qs, _ = read_questions(reference / f"questions/{dataset}/chat_50-5.txt")
+    sig = LLMSignature.import_reference_json(path, questions=qs)
+    assert sig.num_questions == 50 and sig.option_counts == [5] * 50 and sig.num_classes == len(raw)
+    sig.save(tmp_path / "s.safetensors")
+    back = LLMSignature.load(tmp_path / "s.safetensors")
+    assert torch.equal(back.targets, sig.targets) and back.questions == qs
+    assert back.provenance["content_hash"] == sig.content_hash()
+
+
+def test_cub_rows_equal_json_after_alignment(reference):
+    path = reference / "signatures/cub200/qwen2.5-7b_chat_50-5.json"
+    raw = json.loads(path.read_text())
+    classes = read_class_names(reference / "classes/cub200_classes.json")
+    sig = LLMSignature.import_reference_json(path, class_names=classes)
+    assert sig.class_names == classes
+    for k, name in enumerate(classes):
+        expected = torch.tensor([p for q in raw[name] for p in q], dtype=torch.float32)
+        assert torch.equal(sig.targets[k], expected), name
+        assert sig.class_matrix(name) == [[float(torch.tensor(p, dtype=torch.float32)) for p in q] for q in raw[name]]
+
+
+def test_every_reference_signature_imports(reference):
+    for path in sorted((reference / "signatures").glob("*/*.json")):
+        sig = LLMSignature.import_reference_json(path)
+        assert sig.num_classes >= 100, path
+    emb = LLMSignature.import_reference_json(reference / "signatures/cub200/minilm_384.json")
+    assert emb.dim == 384 and emb.provenance["kind"] == "word_embedding"
+
+
+def test_flowers_54_questions_against_50_question_text_is_an_error(reference):
+    path = reference / "signatures/flowers/qwen2.5_chat_50.json"
+    qs50, _ = read_questions(reference / "questions/flowers/chat_50-5.txt")
+    with pytest.raises(LavidError, match="54 questions per class but .*chat_50-5.txt has 50"):
+        LLMSignature.import_reference_json(path, questions=qs50, questions_source=str(reference / "questions/flowers/chat_50-5.txt"))
+    # its true partner (the file is named chat_50 but holds 54 questions of 3-7 options) pairs
+    qs54, _ = read_questions(reference / "questions/flowers/chat_50.txt")
+    sig = LLMSignature.import_reference_json(path, questions=qs54)
+    assert sig.option_counts == [q.num_options for q in qs54]
+
+
+def _toy(names):
+    g = torch.Generator().manual_seed(0)
+    return LLMSignature(names, torch.rand(len(names), 5, generator=g), [0, 2, 5])
+
+
+def test_align_by_name_and_errors():
+    sig = _toy(["a", "b", "c"])
+    al = sig.align(["c", "a", "b"])
+    assert torch.equal(al.targets, sig.targets[[2, 0, 1]])
+    with pytest.raises(LavidError, match=r"no class for dataset class\(es\) \['d'\]"):
+        sig.align(["a", "b", "c", "d"])
+    with pytest.raises(LavidError, match=r"the dataset lacks: \['c'\]"):
+        sig.align(["a", "b"])
+    assert sig.align(["a", "b"], allow_extra=True).num_classes == 2
+
+
+def test_align_normalised_names_reports_mapping():
+    sig = _toy(["Black footed Albatross", "Laysan Albatross", "Sooty Albatross"])
+    raw = ["002.Laysan_Albatross", "001.Black_footed_Albatross", "003.Sooty_Albatross"]
+    with pytest.raises(LavidError, match="normalize"):
+        sig.align(raw)
+    al = sig.align(raw, normalize=True)
+    assert torch.equal(al.targets[0], sig.targets[1])
+    assert ("002.Laysan_Albatross", "Laysan Albatross") in al.alignment.mapping
+
+
+def test_class_list_with_duplicate_is_a_clear_error(tmp_path):
+    f = tmp_path / "classes.json"
+    f.write_text(json.dumps(["Rose", "Tulip", "Rose"]))
+    with pytest.raises(LavidError, match=r"classes\.json: class 'Rose' appears twice \(entries 0 and 2\)"):
+        read_class_names(f)
+
+
+def test_load_rejects_non_signature(tmp_path):
+    from safetensors.torch import save_file
+
+    f = tmp_path / "x.safetensors"
+    save_file({"a": torch.zeros(2)}, str(f))
+    with pytest.raises(LavidError, match="no 'lavid' metadata"):
+        LLMSignature.load(f)
+    (tmp_path / "bad.safetensors").write_bytes(b"garbage")
+    with pytest.raises(LavidError, match="not a readable safetensors"):
+        LLMSignature.load(tmp_path / "bad.safetensors")
+
+
+def test_lookup_is_label_indexing():
+    sig = _toy(["a", "b", "c"])
+    t = torch.tensor([2, 0, 2])
+    assert torch.equal(sig(t), sig.targets[t])
