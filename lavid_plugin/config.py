@@ -1,0 +1,210 @@
+"""The yacs config: mdistiller's schema and defaults, plus the plugin's nodes.
+
+mdistiller's node names and defaults are kept (an mdistiller YAML still merges); the
+logit-standardization fork's ``EXPERIMENT.LOGIT_STAND`` is included. New keys live under new nodes
+(``LAVID``, ``MLKD``) or are additions to existing ones (``DATASET.ROOT`` ...), all UPPER_SNAKE with
+loss weights under ``<NODE>.LOSS.<TERM>_WEIGHT`` as mdistiller's KD does.
+"""
+
+from __future__ import annotations
+
+from yacs.config import CfgNode as CN
+
+CFG = CN()
+
+# Experiment
+CFG.EXPERIMENT = CN()
+CFG.EXPERIMENT.PROJECT = "distill"
+CFG.EXPERIMENT.NAME = ""
+CFG.EXPERIMENT.TAG = "default"
+CFG.EXPERIMENT.LOGIT_STAND = False  # the logit-standardization fork's flag (KD, DKD, MLKD)
+CFG.EXPERIMENT.SEED = 0  # plugin: seeded runs; -1 leaves the RNGs alone
+CFG.EXPERIMENT.DETERMINISTIC = True  # plugin: deterministic kernels where the hardware allows
+
+# Dataset
+CFG.DATASET = CN()
+CFG.DATASET.TYPE = "cifar100"
+CFG.DATASET.NUM_WORKERS = 2
+CFG.DATASET.TEST = CN()
+CFG.DATASET.TEST.BATCH_SIZE = 64
+CFG.DATASET.ROOT = "./data"  # plugin: where the dataset lies, in its publisher's layout
+CFG.DATASET.IMAGE_SIZE = 224  # plugin: train crop / test centre crop
+CFG.DATASET.GROUP = ""  # plugin: ImageNet WordNet group for DATASET.TYPE imagenet_group
+CFG.DATASET.MAX_BAD_FRACTION = 0.01  # plugin: unreadable images tolerated per epoch before stopping
+CFG.DATASET.DOWNLOAD = False  # plugin: let torchvision download where it can
+
+# Distiller
+CFG.DISTILLER = CN()
+CFG.DISTILLER.TYPE = "NONE"  # Vanilla as default
+CFG.DISTILLER.TEACHER = "ResNet50"
+CFG.DISTILLER.STUDENT = "resnet32"
+CFG.DISTILLER.TEACHER_CKPT = ""  # plugin: visual teacher weights (weights_only load)
+CFG.DISTILLER.STUDENT_CKPT = ""  # plugin: optional pretrained student weights from a local file
+
+# Solver
+CFG.SOLVER = CN()
+CFG.SOLVER.TRAINER = "base"
+CFG.SOLVER.BATCH_SIZE = 64
+CFG.SOLVER.EPOCHS = 240
+CFG.SOLVER.LR = 0.05
+CFG.SOLVER.LR_DECAY_STAGES = [150, 180, 210]
+CFG.SOLVER.LR_DECAY_RATE = 0.1
+CFG.SOLVER.WEIGHT_DECAY = 0.0001
+CFG.SOLVER.MOMENTUM = 0.9
+CFG.SOLVER.TYPE = "SGD"
+CFG.SOLVER.AMP = True  # plugin: bf16 autocast (and channels_last) on CUDA; ignored on CPU
+
+# Log
+CFG.LOG = CN()
+CFG.LOG.TENSORBOARD_FREQ = 500
+CFG.LOG.SAVE_CHECKPOINT_FREQ = 40
+CFG.LOG.PREFIX = "./output"
+CFG.LOG.WANDB = False
+
+# ---------------------------------------------------------------- distillation methods (mdistiller)
+CFG.KD = CN()
+CFG.KD.TEMPERATURE = 4
+CFG.KD.LOSS = CN()
+CFG.KD.LOSS.CE_WEIGHT = 0.1
+CFG.KD.LOSS.KD_WEIGHT = 0.9
+
+CFG.AT = CN()
+CFG.AT.P = 2
+CFG.AT.LOSS = CN()
+CFG.AT.LOSS.CE_WEIGHT = 1.0
+CFG.AT.LOSS.FEAT_WEIGHT = 1000.0
+
+CFG.RKD = CN()
+CFG.RKD.DISTANCE_WEIGHT = 25
+CFG.RKD.ANGLE_WEIGHT = 50
+CFG.RKD.LOSS = CN()
+CFG.RKD.LOSS.CE_WEIGHT = 1.0
+CFG.RKD.LOSS.FEAT_WEIGHT = 1.0
+CFG.RKD.PDIST = CN()
+CFG.RKD.PDIST.EPSILON = 1e-12
+CFG.RKD.PDIST.SQUARED = False
+
+CFG.FITNET = CN()
+CFG.FITNET.HINT_LAYER = 2
+CFG.FITNET.INPUT_SIZE = (32, 32)
+CFG.FITNET.LOSS = CN()
+CFG.FITNET.LOSS.CE_WEIGHT = 1.0
+CFG.FITNET.LOSS.FEAT_WEIGHT = 100.0
+
+CFG.KDSVD = CN()
+CFG.KDSVD.K = 1
+CFG.KDSVD.LOSS = CN()
+CFG.KDSVD.LOSS.CE_WEIGHT = 1.0
+CFG.KDSVD.LOSS.FEAT_WEIGHT = 1.0
+
+CFG.OFD = CN()
+CFG.OFD.LOSS = CN()
+CFG.OFD.LOSS.CE_WEIGHT = 1.0
+CFG.OFD.LOSS.FEAT_WEIGHT = 0.001
+CFG.OFD.CONNECTOR = CN()
+CFG.OFD.CONNECTOR.KERNEL_SIZE = 1
+
+CFG.NST = CN()
+CFG.NST.LOSS = CN()
+CFG.NST.LOSS.CE_WEIGHT = 1.0
+CFG.NST.LOSS.FEAT_WEIGHT = 50.0
+
+CFG.PKT = CN()
+CFG.PKT.LOSS = CN()
+CFG.PKT.LOSS.CE_WEIGHT = 1.0
+CFG.PKT.LOSS.FEAT_WEIGHT = 30000.0
+
+CFG.SP = CN()
+CFG.SP.LOSS = CN()
+CFG.SP.LOSS.CE_WEIGHT = 1.0
+CFG.SP.LOSS.FEAT_WEIGHT = 3000.0
+
+CFG.VID = CN()
+CFG.VID.LOSS = CN()
+CFG.VID.LOSS.CE_WEIGHT = 1.0
+CFG.VID.LOSS.FEAT_WEIGHT = 1.0
+CFG.VID.EPS = 1e-5
+CFG.VID.INIT_PRED_VAR = 5.0
+CFG.VID.INPUT_SIZE = (32, 32)
+
+CFG.CRD = CN()
+CFG.CRD.MODE = "exact"
+CFG.CRD.FEAT = CN()
+CFG.CRD.FEAT.DIM = 128
+CFG.CRD.FEAT.STUDENT_DIM = 256
+CFG.CRD.FEAT.TEACHER_DIM = 256
+CFG.CRD.LOSS = CN()
+CFG.CRD.LOSS.CE_WEIGHT = 1.0
+CFG.CRD.LOSS.FEAT_WEIGHT = 0.8
+CFG.CRD.NCE = CN()
+CFG.CRD.NCE.K = 16384
+CFG.CRD.NCE.MOMENTUM = 0.5
+CFG.CRD.NCE.TEMPERATURE = 0.07
+
+CFG.REVIEWKD = CN()
+CFG.REVIEWKD.CE_WEIGHT = 1.0
+CFG.REVIEWKD.REVIEWKD_WEIGHT = 1.0
+CFG.REVIEWKD.WARMUP_EPOCHS = 20
+CFG.REVIEWKD.SHAPES = [1, 8, 16, 32]
+CFG.REVIEWKD.OUT_SHAPES = [1, 8, 16, 32]
+CFG.REVIEWKD.IN_CHANNELS = [64, 128, 256, 256]
+CFG.REVIEWKD.OUT_CHANNELS = [64, 128, 256, 256]
+CFG.REVIEWKD.MAX_MID_CHANNEL = 512
+CFG.REVIEWKD.STU_PREACT = False
+
+CFG.DKD = CN()
+CFG.DKD.CE_WEIGHT = 1.0
+CFG.DKD.ALPHA = 1.0
+CFG.DKD.BETA = 8.0
+CFG.DKD.T = 4.0
+CFG.DKD.WARMUP = 20
+
+# DOT (upstream mdistiller) keeps merging
+CFG.SOLVER.DOT = CN()
+CFG.SOLVER.DOT.DELTA = 0.075
+
+# ---------------------------------------------------------------- plugin nodes
+# MLKD (multi-level logit distillation, as the logit-standardization fork runs it). The fork reads
+# KD.TEMPERATURE and KD.LOSS.*; the plugin gives MLKD its own node so KD and MLKD can differ.
+CFG.MLKD = CN()
+CFG.MLKD.TEMPERATURE = 4.0
+CFG.MLKD.LOSS = CN()
+CFG.MLKD.LOSS.CE_WEIGHT = 1.0
+CFG.MLKD.LOSS.KD_WEIGHT = 1.0
+
+# LaViD: L = CE_WEIGHT * (CE or the base distiller's loss) + LAVID_WEIGHT * mean((S(x) - T_y)^2)
+CFG.LAVID = CN()
+CFG.LAVID.SIGNATURE = ""  # an LLMSignature file (.safetensors), aligned to the dataset by class name
+CFG.LAVID.NORMALIZE_NAMES = False  # fold case/underscores/"001." prefixes when aligning
+CFG.LAVID.BASE = "NONE"  # the distiller LaViD composes with: NONE, KD, DKD, MLKD, RKD, ...
+CFG.LAVID.VIEWS = ["weak"]  # with a two-view base (MLKD): which views get the LaViD term
+CFG.LAVID.LOSS = CN()
+CFG.LAVID.LOSS.CE_WEIGHT = 1.0  # gamma of the authors' code: weight of CE (BASE NONE) or of the base loss
+CFG.LAVID.LOSS.LAVID_WEIGHT = 40.0  # lambda (beta in the authors' code; 40 in their README)
+
+
+def get_cfg_defaults() -> CN:
+    return CFG.clone()
+
+
+def load_cfg(path: str | None = None, opts: list | None = None, freeze: bool = True) -> CN:
+    """Defaults, then the YAML file, then ``KEY VALUE`` overrides; an unknown key names itself."""
+    from .errors import LavidError
+
+    cfg = get_cfg_defaults()
+    try:
+        if path:
+            cfg.merge_from_file(path)
+        if opts:
+            if len(opts) % 2:
+                raise LavidError(f"overrides must be KEY VALUE pairs, got an odd list: {opts}")
+            cfg.merge_from_list(list(opts))
+    except KeyError as e:
+        raise LavidError(f"{path or 'overrides'}: unknown config key {e.args[0]}") from None
+    except (ValueError, AssertionError) as e:
+        raise LavidError(f"{path or 'overrides'}: {e}") from None
+    except FileNotFoundError:
+        raise LavidError(f"config file not found: {path}") from None
+    if freeze:
+        cfg.freeze()
+    return cfg

@@ -1,0 +1,28 @@
+"""The paper's transforms: RandomResizedCrop + flip for training, Resize(256/224) + CenterCrop for testing."""
+
+from torchvision import transforms as T
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def train_transform(size: int, strong: bool = False):
+    ops = [T.RandomResizedCrop(size), T.RandomHorizontalFlip()]
+    if strong:  # MLKD's strong view
+        ops.append(T.RandAugment())
+    return T.Compose(ops + [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def test_transform(size: int):
+    return T.Compose([T.Resize(round(size * 256 / 224)), T.CenterCrop(size), T.ToTensor(),
+                      T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+class TwoViews:
+    """``(weak, strong)`` pair of one image, as MLKD's loader yields."""
+
+    def __init__(self, size: int):
+        self.weak, self.strong = train_transform(size), train_transform(size, strong=True)
+
+    def __call__(self, img):
+        return self.weak(img), self.strong(img)

@@ -1,0 +1,120 @@
+"""LaViD: Language-to-Visual Distillation (ICML 2026).
+
+The student gets an auxiliary linear head ``S`` from its pooled feature to the signature's Q*M
+answer probabilities, trained with::
+
+    L = CE_WEIGHT * L_base + LAVID_WEIGHT * mean((S(x) - T_y)^2)
+
+where ``T_y`` is the class's signature row (an :class:`~lavid_plugin.signature.LLMSignature`, looked
+up by label) and ``L_base`` is cross-entropy (``LAVID.BASE: NONE``) or any base distiller's losses
+(KD, DKD, MLKD, RKD, ...), e.g. ``BASE: MLKD`` + ``EXPERIMENT.LOGIT_STAND: True`` with a ResNet-50
+teacher is the paper's "LaViD+LS" / "QN+R50" row. The mean runs over the batch and the Q*M outputs,
+i.e. ``1/(QM) * ||S(x) - T_y||^2`` averaged over the batch (the authors' ``F.mse_loss``).
+
+The student runs once per view: features for the LaViD head come from the same forward pass the
+base distiller uses (the authors' code ran the student a second time for LaViD+MLKD).
+
+Config example::
+
+    DISTILLER: {TYPE: LAVID, STUDENT: resnet18}
+    LAVID: {SIGNATURE: sig.safetensors, BASE: MLKD, VIEWS: [weak], LOSS: {CE_WEIGHT: 1.0, LAVID_WEIGHT: 40.0}}
+    EXPERIMENT: {LOGIT_STAND: True}
+
+Warning: in the authors' code ``gamma`` (here ``CE_WEIGHT``) multiplies the *whole* base loss when a
+base distiller is used, not only its CE term; this is kept.
+"""
+
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import LavidError
+from ._base import Distiller
+
+
+def lavid_loss(pred, target_signature):
+    """``mean((S(x) - T_y)^2)`` over batch and outputs, computed in fp32."""
+    return F.mse_loss(pred.float(), target_signature.float())
+
+
+def pooled_dim(student) -> int:
+    if hasattr(student, "num_features"):
+        return int(student.num_features)
+    if hasattr(student, "get_stage_channels"):
+        return int(student.get_stage_channels()[-1])
+    raise LavidError(f"cannot tell the pooled feature size of {type(student).__name__}")
+
+
+class LaViD(Distiller):
+    def __init__(self, student, teacher, cfg, signature=None):
+        from ..signature.signature import LLMSignature
+        from . import distiller_dict
+
+        if signature is None and isinstance(teacher, LLMSignature):
+            signature, teacher = teacher, None
+        if signature is None:
+            raise LavidError("LaViD needs a signature: pass it as the teacher, or signature=, or set LAVID.SIGNATURE")
+        base_name = cfg.LAVID.BASE.upper()
+        if base_name == "LAVID" or base_name not in distiller_dict:
+            raise LavidError(f"LAVID.BASE must be one of {sorted(k for k in distiller_dict if k != 'LAVID')}, got {cfg.LAVID.BASE!r}")
+        base_cls = distiller_dict[base_name]
+        if base_cls.needs_teacher(cfg) and teacher is None:
+            raise LavidError(f"LAVID.BASE {base_name} needs a visual teacher (DISTILLER.TEACHER and DISTILLER.TEACHER_CKPT)")
+        base = base_cls(student, teacher, cfg)
+        if not hasattr(base, "view_losses"):
+            raise LavidError(f"LAVID.BASE {base_name} does not expose view_losses(); it cannot share the student's forward pass")
+        super().__init__(student, teacher if teacher is not None else signature)  # LaViD alone: teacher = signature
+        self.signature = signature  # a buffer-only module: moves with .to(), not in state_dict
+        object.__setattr__(self, "base", base)  # shares student/teacher: not registered twice
+        for name, m in base.named_children():  # ...but its own extra modules are
+            if m is not student and m is not teacher:
+                self.add_module(f"base_{name}", m)
+        self.head = nn.Linear(pooled_dim(student), signature.dim)
+        self.ce_weight = cfg.LAVID.LOSS.CE_WEIGHT
+        self.lavid_weight = cfg.LAVID.LOSS.LAVID_WEIGHT
+        self.views = tuple(v.lower() for v in cfg.LAVID.VIEWS)
+        bad = [v for v in self.views if v not in ("weak", "strong")]
+        if bad or not self.views:
+            raise LavidError(f"LAVID.VIEWS must list 'weak' and/or 'strong', got {list(cfg.LAVID.VIEWS)}")
+        if self.lavid_weight < 0 or self.ce_weight < 0:
+            raise LavidError(f"LAVID loss weights must be >= 0, got CE_WEIGHT={self.ce_weight}, LAVID_WEIGHT={self.lavid_weight}")
+
+    @classmethod
+    def needs_teacher(cls, cfg):
+        from . import distiller_dict
+
+        return distiller_dict[cfg.LAVID.BASE.upper()].needs_teacher(cfg)
+
+    @classmethod
+    def views_for(cls, cfg):
+        from . import distiller_dict
+
+        return distiller_dict[cfg.LAVID.BASE.upper()].views_for(cfg)
+
+    @classmethod
+    def build(cls, student, teacher, cfg, ctx):
+        return cls(student, teacher, cfg, signature=ctx.signature())
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.signature.eval()
+        return self
+
+    def get_learnable_parameters(self):
+        return self.base.get_learnable_parameters() + list(self.head.parameters())
+
+    def get_extra_parameters(self):
+        return self.base.get_extra_parameters() + sum(p.numel() for p in self.head.parameters())
+
+    def forward_train(self, image=None, target=None, image_weak=None, image_strong=None, **kwargs):
+        images = {"weak": image_weak, "strong": image_strong} if image_weak is not None else {"image": image}
+        outputs = {v: self.student(x) for v, x in images.items()}
+        base_images, base_outputs = images, outputs
+        if "image" not in images and self.base.views_for(None) == ("image",):
+            base_images, base_outputs = {"image": images["weak"]}, {"image": outputs["weak"]}
+        losses = {k: self.ce_weight * v for k, v in
+                  self.base.view_losses(base_outputs, base_images, target, **kwargs).items()}
+        t = self.signature(target)
+        use = [v for v in outputs if v == "image" or v in self.views]
+        terms = [lavid_loss(self.head(outputs[v][1]["pooled_feat"]), t) for v in use]
+        losses["loss_lavid"] = self.lavid_weight * sum(terms) / len(terms)
+        return next(iter(outputs.values()))[0], losses

@@ -1,0 +1,90 @@
+"""mdistiller's distiller contract: ``forward_train(image, target, **kwargs) -> (logits, losses)``."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+
+def normalize(logit):
+    """Logit standardization (Sun et al., CVPR 2024): z-score each row. ``std`` is unbiased, as in the fork."""
+    mean = logit.mean(dim=-1, keepdim=True)
+    stdv = logit.std(dim=-1, keepdim=True)
+    return (logit - mean) / (1e-7 + stdv)
+
+
+class Distiller(nn.Module):
+    """Base class: the teacher stays in eval mode; extra heads go in ``get_learnable_parameters``."""
+
+    def __init__(self, student, teacher):
+        super().__init__()
+        self.student = student
+        self.teacher = teacher
+
+    # -- registry hooks (see lavid_plugin.distillers)
+    @classmethod
+    def needs_teacher(cls, cfg) -> bool:
+        return True
+
+    @classmethod
+    def views_for(cls, cfg) -> tuple:
+        return ("image",)
+
+    @classmethod
+    def build(cls, student, teacher, cfg, ctx):
+        return cls(student, teacher, cfg)
+
+    def train(self, mode: bool = True):
+        if not isinstance(mode, bool):
+            raise ValueError(f"training mode is expected to be boolean, got {mode!r}")
+        self.training = mode
+        for module in self.children():
+            module.train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()
+        return self
+
+    def get_learnable_parameters(self):
+        return [v for _, v in self.student.named_parameters()]
+
+    def get_extra_parameters(self):
+        return 0
+
+    def forward_train(self, **kwargs):
+        raise NotImplementedError
+
+    def view_losses(self, outputs, images, target, **kwargs):
+        """Losses from the student's outputs, one ``(logits, feats)`` per view (``"image"``, or
+        ``"weak"``/``"strong"``). Splitting this from the forward pass lets LaViD add its term to any
+        base distiller while the student runs once per view."""
+        raise NotImplementedError
+
+    def run_views(self, images, target, **kwargs):
+        outputs = {v: self.student(x) for v, x in images.items()}
+        first = next(iter(outputs.values()))
+        return first[0], self.view_losses(outputs, images, target, **kwargs)
+
+    def forward_test(self, image):
+        return self.student(image)[0]
+
+    def forward(self, **kwargs):
+        if self.training:
+            return self.forward_train(**kwargs)
+        return self.forward_test(kwargs["image"])
+
+
+class Vanilla(Distiller):
+    """Plain cross-entropy training (mdistiller's ``NONE``)."""
+
+    def __init__(self, student, teacher=None, cfg=None):
+        super().__init__(student, None)
+
+    @classmethod
+    def needs_teacher(cls, cfg) -> bool:
+        return False
+
+    def view_losses(self, outputs, images, target, **kwargs):
+        return {"ce": F.cross_entropy(outputs["image"][0], target)}
+
+    def forward_train(self, image, target, **kwargs):
+        return self.run_views({"image": image}, target, **kwargs)

@@ -1,0 +1,125 @@
+"""``tools/train.py`` and ``tools/eval.py``: mdistiller's command line, single process or torchrun."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+from ..errors import LavidError
+
+
+def experiment_name(cfg, opts) -> str:
+    """As mdistiller: NAME (or TAG), then the command-line overrides as tags, under PROJECT."""
+    name = cfg.EXPERIMENT.NAME or cfg.EXPERIMENT.TAG
+    if opts:
+        name += ",".join(f"{k}:{v}" for k, v in zip(opts[::2], opts[1::2]))
+    return os.path.join(cfg.EXPERIMENT.PROJECT, name)
+
+
+def setup_distributed():
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK: gloo on CPU, nccl on CUDA."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        device = f"cuda:{local}"
+        torch.cuda.set_device(local)
+    else:
+        device = "cpu"
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return rank, world, device
+
+
+def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from ..data import build_loaders, build_splits
+    from ..distillers import distiller_dict
+    from .build import build_distiller
+    from .trainer import Trainer, seed_everything
+
+    rank, world, device = setup_distributed()
+    seed_everything(cfg.EXPERIMENT.SEED, cfg.EXPERIMENT.DETERMINISTIC)
+    if cfg.DISTILLER.TYPE not in distiller_dict:
+        raise LavidError(f"DISTILLER.TYPE {cfg.DISTILLER.TYPE!r} is not registered; known: {sorted(distiller_dict)}")
+    views = distiller_dict[cfg.DISTILLER.TYPE].views_for(cfg)
+    if rank == 0:
+        build_splits(cfg, views)  # rank 0 prepares data (e.g. generates the demo) before the others read
+    if world > 1:
+        dist.barrier()
+    splits = build_splits(cfg, views)
+    gen = torch.Generator()
+    gen.manual_seed(max(cfg.EXPERIMENT.SEED, 0))
+    train_loader, val_loader = build_loaders(cfg, splits, rank=rank, world=world, generator=gen)
+    distiller = build_distiller(cfg, splits.classes, len(splits.train)).to(device)
+    if device.startswith("cuda") and cfg.SOLVER.AMP:
+        distiller = distiller.to(memory_format=torch.channels_last)
+    model = DDP(distiller, device_ids=[int(device.split(":")[1])] if device.startswith("cuda") else None) \
+        if world > 1 else distiller
+    if rank == 0:
+        extra = distiller.get_extra_parameters() if hasattr(distiller, "get_extra_parameters") else 0
+        print(f"[lavid] {cfg.DISTILLER.TYPE} on {cfg.DATASET.TYPE}: {len(splits.train)} train / "
+              f"{len(splits.val)} test images, {len(splits.classes)} classes, device {device}, world {world}, "
+              f"extra parameters {extra}", flush=True)
+    trainer = Trainer(experiment_name(cfg, list(opts)), model, train_loader, val_loader, cfg, device=device,
+                      rank=rank, world=world, generator=gen, progress=progress)
+    trainer.train(resume=resume, stop_after_epoch=stop_after_epoch)
+    if world > 1:
+        dist.barrier()
+    return trainer
+
+
+def train_main(argv=None) -> int:
+    from ..config import load_cfg
+
+    p = argparse.ArgumentParser("training for knowledge distillation (lavid-plugin)")
+    p.add_argument("--cfg", type=str, required=True)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--stop-after-epoch", type=int, default=None, help="end this process after that epoch (resume later)")
+    p.add_argument("opts", default=None, nargs=argparse.REMAINDER)
+    args = p.parse_args(argv)
+    try:
+        cfg = load_cfg(args.cfg, args.opts)
+        trainer = train(cfg, args.resume, args.opts or [], stop_after_epoch=args.stop_after_epoch)
+    except LavidError as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 2
+    if trainer.rank == 0:
+        print(f"[lavid] best test accuracy {trainer.best_acc:.2f}; outputs in {trainer.log_path}")
+    return 0
+
+
+def eval_main(argv=None) -> int:
+    from ..config import load_cfg
+    from ..data import build_loaders, build_splits
+    from ..models import load_weights
+    from .build import build_distiller
+    from .trainer import evaluate
+
+    p = argparse.ArgumentParser("evaluate a trained student (lavid-plugin)")
+    p.add_argument("--cfg", type=str, required=True)
+    p.add_argument("--ckpt", type=str, required=True, help="student_best / student_latest / a state dict")
+    p.add_argument("opts", default=None, nargs=argparse.REMAINDER)
+    args = p.parse_args(argv)
+    try:
+        cfg = load_cfg(args.cfg, args.opts)
+        splits = build_splits(cfg)
+        _, val = build_loaders(cfg, splits)
+        from ..models import build_model
+        from ..distillers import Vanilla
+
+        student = load_weights(build_model(cfg.DISTILLER.STUDENT, len(splits.classes)), args.ckpt, "student")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        top1, top5, loss = evaluate(Vanilla(student).to(device), val, device)
+    except LavidError as e:
+        print(f"eval.py: error: {e}", file=sys.stderr)
+        return 2
+    print(f"top-1 {top1:.2f}  top-5 {top5:.2f}  loss {loss:.4f}")
+    return 0

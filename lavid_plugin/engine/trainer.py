@@ -1,0 +1,310 @@
+"""One trainer for CPU or CUDA, single process or DDP under torchrun.
+
+``run_step`` is the seam (data -> loss dict -> sum -> backward -> step); everything else
+(evaluation, logging, checkpoints, resume) is around it. Batches are unpacked by their shape, not by
+distiller name: a ``(weak, strong)`` image pair becomes ``image_weak=``/``image_strong=``, a fourth
+element becomes CRD's ``contrastive_index=``.
+
+Output, as mdistiller writes it, under ``LOG.PREFIX/<project>/<name>/``: ``worklog.txt``,
+``latest``, ``student_latest``, ``best``, ``student_best``, ``epoch_N``/``student_N`` every
+``LOG.SAVE_CHECKPOINT_FREQ`` epochs, and tensorboard events in ``train.events/``. Checkpoints are
+written atomically; ``latest`` also holds the RNG states so ``--resume`` continues exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from ..errors import LavidError
+from ..utils import atomic_torch_save
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    if seed < 0:
+        return
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                       "has_gauss": int(np_state[3]), "gauss": float(np_state[4])}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_to_tuple(state["python"]))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_tuple(x):
+    return tuple(_to_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+class AverageMeter:
+    def __init__(self):
+        self.sum, self.count = 0.0, 0
+
+    def update(self, val, n=1):
+        self.sum += float(val) * n
+        self.count += n
+
+    @property
+    def avg(self):
+        return self.sum / max(self.count, 1)
+
+
+def accuracy(output, target, topk=(1,)):
+    with torch.no_grad():
+        maxk = min(max(topk), output.shape[1])
+        pred = output.topk(maxk, 1, True, True).indices.t()
+        correct = pred.eq(target.reshape(1, -1).expand_as(pred))
+        return [correct[:min(k, maxk)].reshape(-1).float().sum() * 100.0 / target.shape[0] for k in topk]
+
+
+@torch.no_grad()
+def evaluate(model, loader, device, *, autocast=contextlib.nullcontext, world=1):
+    """Top-1 %, top-5 %, mean CE over ``loader``; shards are summed across DDP ranks."""
+    model.eval()
+    correct1 = correct5 = loss_sum = count = 0.0
+    for image, target, *_ in loader:
+        image, target = image.to(device), target.to(device)
+        with autocast():
+            out = model(image=image).float()
+        a1, a5 = accuracy(out, target, topk=(1, 5))
+        n = target.shape[0]
+        correct1 += float(a1) * n / 100
+        correct5 += float(a5) * n / 100
+        loss_sum += float(F.cross_entropy(out, target, reduction="sum"))
+        count += n
+    if world > 1:
+        t = torch.tensor([correct1, correct5, loss_sum, count], dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        correct1, correct5, loss_sum, count = t.tolist()
+    count = max(count, 1)
+    return 100.0 * correct1 / count, 100.0 * correct5 / count, loss_sum / count
+
+
+def unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+class Trainer:
+    def __init__(self, experiment_name, distiller, train_loader, val_loader, cfg, *, device="cpu", rank=0,
+                 world=1, generator=None, progress=True):
+        self.cfg, self.distiller = cfg, distiller
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.device, self.rank, self.world = torch.device(device), rank, world
+        self.generator, self.progress = generator, progress and rank == 0
+        self.amp = self.device.type == "cuda" and cfg.SOLVER.AMP
+        self.optimizer = self.init_optimizer(cfg)
+        self.best_acc = -1.0
+        self.log_path = Path(cfg.LOG.PREFIX) / experiment_name
+        self.tf_writer = None
+        if rank == 0:
+            self.log_path.mkdir(parents=True, exist_ok=True)
+        self.global_step = 0
+
+    # ------------------------------------------------------------------ pieces
+    def init_optimizer(self, cfg):
+        if cfg.SOLVER.TYPE != "SGD":
+            raise LavidError(f"SOLVER.TYPE {cfg.SOLVER.TYPE!r} is not supported (SGD only, as mdistiller)")
+        return torch.optim.SGD(unwrap(self.distiller).get_learnable_parameters(), lr=cfg.SOLVER.LR,
+                               momentum=cfg.SOLVER.MOMENTUM, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+
+    def adjust_learning_rate(self, epoch):
+        """mdistiller's step schedule: LR * RATE ** (number of stages passed)."""
+        steps = int(np.sum(epoch > np.asarray(self.cfg.SOLVER.LR_DECAY_STAGES)))
+        lr = self.cfg.SOLVER.LR * (self.cfg.SOLVER.LR_DECAY_RATE ** steps)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        return lr
+
+    def autocast(self):
+        if self.amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def to_device(self, x):
+        if isinstance(x, (list, tuple)):
+            return type(x)(self.to_device(v) for v in x)
+        x = x.to(self.device, non_blocking=True)
+        if self.amp and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def unpack(self, batch):
+        """``(image, target, index[, contrastive_index])`` -> distiller kwargs, target."""
+        image, target, index, *rest = batch
+        kwargs = {}
+        if isinstance(image, (list, tuple)):
+            kwargs["image_weak"], kwargs["image_strong"] = self.to_device(image[0]), self.to_device(image[1])
+        else:
+            kwargs["image"] = self.to_device(image)
+        if rest:
+            kwargs["index"], kwargs["contrastive_index"] = self.to_device(index), self.to_device(rest[0])
+        target = self.to_device(target)
+        return kwargs, target
+
+    def run_step(self, batch, epoch):
+        kwargs, target = self.unpack(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            preds, losses = self.distiller(target=target, epoch=epoch, **kwargs)
+        loss = sum(v.float().mean() for v in losses.values())
+        if not torch.isfinite(loss):
+            terms = {k: float(v.detach().float().mean()) for k, v in losses.items()}
+            raise LavidError(f"non-finite loss at epoch {epoch}, step {self.global_step}: {terms}; stopping. "
+                             f"The last good checkpoint is {self.log_path / 'latest'}")
+        loss.backward()
+        self.optimizer.step()
+        return preds, {k: v.detach().float().mean() for k, v in losses.items()}, loss.detach(), target
+
+    # ------------------------------------------------------------------ loops
+    def train_epoch(self, epoch):
+        lr = self.adjust_learning_rate(epoch)
+        meters = {k: AverageMeter() for k in ("losses", "top1", "top5")}
+        terms: dict[str, AverageMeter] = {}
+        sampler = getattr(self.train_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)  # reshuffle per epoch under DDP
+        self.distiller.train()
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(self.train_loader), desc=f"epoch {epoch}", disable=not self.progress, dynamic_ncols=True,
+                   leave=False)
+        t0, seen = time.perf_counter(), 0
+        for batch in self.train_loader:
+            preds, losses, loss, target = self.run_step(batch, epoch)
+            n = target.shape[0]
+            seen += n
+            acc1, acc5 = accuracy(preds.float(), target, topk=(1, 5))
+            meters["losses"].update(loss.item(), n)
+            meters["top1"].update(acc1.item(), n)
+            meters["top5"].update(acc5.item(), n)
+            for k, v in losses.items():
+                terms.setdefault(k, AverageMeter()).update(v.item(), n)
+            self.global_step += 1
+            if self.rank == 0 and self.global_step % self.cfg.LOG.TENSORBOARD_FREQ == 0:
+                for k, v in losses.items():
+                    self.writer().add_scalar(f"step/{k}", v.item(), self.global_step)
+            bar.set_postfix(loss=f"{meters['losses'].avg:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
+            bar.update()
+        bar.close()
+        test_acc, test_acc_top5, test_loss = self.evaluate()
+        log = OrderedDict(train_acc=meters["top1"].avg, train_loss=meters["losses"].avg, test_acc=test_acc,
+                          test_acc_top5=test_acc_top5, test_loss=test_loss)
+        if self.rank == 0:
+            self.log(lr, epoch, log, {k: m.avg for k, m in terms.items()})
+            self.save(epoch, test_acc)
+        return log
+
+    def evaluate(self):
+        return evaluate(self.distiller, self.val_loader, self.device, autocast=self.autocast, world=self.world)
+
+    # ------------------------------------------------------------------ outputs
+    def writer(self):
+        if self.tf_writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tf_writer = SummaryWriter(str(self.log_path / "train.events"))
+        return self.tf_writer
+
+    def log(self, lr, epoch, log_dict, terms):
+        w = self.writer()
+        w.add_scalar("lr", lr, epoch)
+        for k, v in log_dict.items():
+            w.add_scalar(k, v, epoch)
+        for k, v in terms.items():
+            w.add_scalar(f"train/{k}", v, epoch)
+        w.flush()
+        if log_dict["test_acc"] > self.best_acc:
+            self.best_acc = log_dict["test_acc"]
+        lines = ["-" * 25, f"epoch: {epoch}", f"lr: {float(lr):.6f}"]
+        lines += [f"{k}: {v:.2f}" for k, v in log_dict.items()]
+        lines += [f"{k}: {v:.4f}" for k, v in terms.items()]
+        lines.append("-" * 25)
+        with open(self.log_path / "worklog.txt", "a") as f:
+            f.write(os.linesep.join(lines) + os.linesep)
+
+    def state(self, epoch):
+        return {"epoch": epoch, "model": unwrap(self.distiller).state_dict(), "optimizer": self.optimizer.state_dict(),
+                "best_acc": self.best_acc, "lr": self.optimizer.param_groups[0]["lr"], "rng": rng_state(),
+                "generator": self.generator.get_state() if self.generator is not None else None,
+                "global_step": self.global_step}
+
+    def save(self, epoch, test_acc):
+        state = self.state(epoch)
+        student = {"model": unwrap(self.distiller).student.state_dict()}
+        p = self.log_path
+        atomic_torch_save(state, p / "latest")
+        atomic_torch_save(student, p / "student_latest")
+        if epoch % self.cfg.LOG.SAVE_CHECKPOINT_FREQ == 0:
+            atomic_torch_save(state, p / f"epoch_{epoch}")
+            atomic_torch_save(student, p / f"student_{epoch}")
+        if test_acc >= self.best_acc:
+            atomic_torch_save(state, p / "best")
+            atomic_torch_save(student, p / "student_best")
+
+    def resume(self):
+        path = self.log_path / "latest"
+        if not path.is_file():
+            raise LavidError(f"--resume: no checkpoint at {path}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        unwrap(self.distiller).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.best_acc = state["best_acc"]
+        self.global_step = state.get("global_step", 0)
+        set_rng_state(state["rng"])
+        if self.generator is not None and state.get("generator") is not None:
+            self.generator.set_state(state["generator"])
+        return state["epoch"] + 1
+
+    def train(self, resume=False, stop_after_epoch=None):
+        epoch = self.resume() if resume else 1
+        while epoch <= self.cfg.SOLVER.EPOCHS:
+            self.reseed(epoch)
+            self.train_epoch(epoch)
+            if stop_after_epoch is not None and epoch >= stop_after_epoch:
+                return
+            epoch += 1
+        if self.rank == 0:
+            with open(self.log_path / "worklog.txt", "a") as f:
+                f.write("best_acc\t" + "{:.2f}".format(float(self.best_acc)))
+            if self.tf_writer is not None:
+                self.tf_writer.close()
+
+    def reseed(self, epoch):
+        """Each epoch's shuffling and augmentation depend on (seed, epoch, rank) only, so a resumed run
+        replays exactly what the uninterrupted one would have done."""
+        seed = self.cfg.EXPERIMENT.SEED
+        if seed < 0:
+            return
+        s = seed * 100003 + epoch * 1009 + self.rank
+        torch.manual_seed(s)
+        random.seed(s)
+        np.random.seed(s % 2**32)
+        if self.generator is not None:
+            self.generator.manual_seed(s)

@@ -1,0 +1,181 @@
+"""Students and visual teachers: torchvision architectures with mdistiller's ``(logits, feats)`` contract.
+
+``feats`` holds ``"pooled_feat"`` ([B, D], before the classifier), ``"feats"`` (stem output, then
+each stage's output) and ``"preact_feats"`` (the same before each stage's final ReLU, where the
+architecture has one). ``get_stage_channels()`` lists the stage channels (without the stem), as
+mdistiller's ImageNet models do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision import models as tvm
+
+from ..errors import LavidError
+
+
+def _block_with_preact(block, x):
+    """torchvision BasicBlock/Bottleneck forward, also returning the sum before the last ReLU."""
+    identity = x if block.downsample is None else block.downsample(x)
+    out = block.relu(block.bn1(block.conv1(x)))
+    if isinstance(block, tvm.resnet.Bottleneck):
+        out = block.relu(block.bn2(block.conv2(out)))
+        out = block.bn3(block.conv3(out))
+    else:
+        out = block.bn2(block.conv2(out))
+    pre = out + identity
+    return F.relu(pre), pre
+
+
+class ResNet(nn.Module):
+    def __init__(self, depth: int, num_classes: int):
+        super().__init__()
+        net = {18: tvm.resnet18, 34: tvm.resnet34, 50: tvm.resnet50}[depth](weights=None, num_classes=num_classes)
+        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+        self.avgpool, self.fc = net.avgpool, net.fc
+        self.num_features = net.fc.in_features
+
+    def get_stage_channels(self):
+        return [self._out_ch(layer) for layer in (self.layer1, self.layer2, self.layer3, self.layer4)]
+
+    @staticmethod
+    def _out_ch(layer):
+        last = layer[-1]
+        return (last.bn3 if hasattr(last, "bn3") else last.bn2).num_features
+
+    def get_bn_before_relu(self):
+        return [(layer[-1].bn3 if hasattr(layer[-1], "bn3") else layer[-1].bn2)
+                for layer in (self.layer1, self.layer2, self.layer3, self.layer4)]
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        feats, pre = [x], [x]
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            for block in layer[:-1]:
+                x = block(x)
+            x, p = _block_with_preact(layer[-1], x)
+            feats.append(x)
+            pre.append(p)
+        pooled = torch.flatten(self.avgpool(x), 1)
+        return self.fc(pooled), {"pooled_feat": pooled, "feats": feats, "preact_feats": pre}
+
+
+class MobileNetV2(nn.Module):
+    # indices of torchvision's features[] that end a resolution stage
+    STAGE_ENDS = (3, 6, 13, 18)
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        net = tvm.mobilenet_v2(weights=None, num_classes=num_classes)
+        self.features, self.classifier = net.features, net.classifier
+        self.num_features = net.last_channel
+
+    def get_stage_channels(self):
+        return [self._channels(self.features[i]) for i in self.STAGE_ENDS]
+
+    @staticmethod
+    def _channels(m):
+        convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
+        return convs[-1].out_channels
+
+    def get_bn_before_relu(self):
+        return [[b for b in self.features[i].modules() if isinstance(b, nn.BatchNorm2d)][-1] for i in self.STAGE_ENDS]
+
+    def forward(self, x):
+        feats = []
+        x = self.features[0](x)
+        feats.append(x)
+        for i in range(1, len(self.features)):
+            x = self.features[i](x)
+            if i in self.STAGE_ENDS:
+                feats.append(x)
+        pooled = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        # inverted residual stages end linearly: pre-activation equals the output
+        return self.classifier(pooled), {"pooled_feat": pooled, "feats": feats, "preact_feats": list(feats)}
+
+
+class ShuffleNetV2(nn.Module):
+    def __init__(self, num_classes: int):
+        super().__init__()
+        net = tvm.shufflenet_v2_x1_0(weights=None, num_classes=num_classes)
+        self.conv1, self.maxpool = net.conv1, net.maxpool
+        self.stage2, self.stage3, self.stage4, self.conv5, self.fc = net.stage2, net.stage3, net.stage4, net.conv5, net.fc
+        self.num_features = net.fc.in_features
+
+    def get_stage_channels(self):
+        return [s[-1].branch2[-3].out_channels * 2 for s in (self.stage2, self.stage3, self.stage4)] + [self.num_features]
+
+    def get_bn_before_relu(self):
+        return [s[-1].branch2[-2] for s in (self.stage2, self.stage3, self.stage4)] + [self.conv5[1]]
+
+    def forward(self, x):
+        x = self.maxpool(self.conv1(x))
+        feats = [x]
+        for s in (self.stage2, self.stage3, self.stage4, self.conv5):
+            x = s(x)
+            feats.append(x)
+        pooled = x.mean([2, 3])
+        return self.fc(pooled), {"pooled_feat": pooled, "feats": feats, "preact_feats": list(feats)}
+
+
+#: name -> constructor(num_classes); mdistiller's spellings for the same nets are aliases
+model_dict = {
+    "resnet18": lambda num_classes: ResNet(18, num_classes),
+    "resnet34": lambda num_classes: ResNet(34, num_classes),
+    "resnet50": lambda num_classes: ResNet(50, num_classes),
+    "mobilenetv2": MobileNetV2,
+    "shufflenetv2": ShuffleNetV2,
+}
+ALIASES = {"ResNet18": "resnet18", "ResNet34": "resnet34", "ResNet50": "resnet50", "res18": "resnet18",
+           "res50": "resnet50", "MobileNetV2": "mobilenetv2", "mv2": "mobilenetv2", "ShuffleV2": "shufflenetv2",
+           "shuv2": "shufflenetv2"}
+
+
+def build_model(name: str, num_classes: int) -> nn.Module:
+    key = ALIASES.get(name, name)
+    if key not in model_dict:
+        raise LavidError(f"unknown model {name!r}; known: {sorted(model_dict)} (aliases {sorted(ALIASES)})")
+    return model_dict[key](num_classes)
+
+
+def load_weights(model: nn.Module, path: str | Path, what: str = "model") -> nn.Module:
+    """Load a checkpoint file (``weights_only=True``): a state dict, or mdistiller's ``{"model": ...}``.
+
+    A ``module.`` prefix (DataParallel) or a distiller's ``student.`` prefix is removed. Missing,
+    unexpected or mis-shaped keys give one error that names them.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LavidError(f"{what} checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle errors, truncated files
+        raise LavidError(f"{path}: cannot load {what} checkpoint with weights_only=True ({e.__class__.__name__}: {e})") from None
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise LavidError(f"{path}: expected a state dict, got {type(state).__name__}")
+    for prefix in ("module.", "student."):
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append("shape mismatch " + "; ".join(shapes[:5]))
+        if missing:
+            parts.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+        raise LavidError(f"{path}: does not fit the {what} ({type(model).__name__}): " + ", ".join(parts))
+    model.load_state_dict(state)
+    return model

@@ -1,0 +1,8 @@
+#!/usr/bin/env python
+"""python tools/train.py --cfg FILE [--resume] [KEY VALUE ...]  (mdistiller's command line)."""
+import sys
+
+from lavid_plugin.engine.launch import train_main
+
+if __name__ == "__main__":
+    sys.exit(train_main())
