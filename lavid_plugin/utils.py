@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic writes, content hashes, device choice."""
+"""Small shared helpers: atomic writes and content hashes."""
 
 from __future__ import annotations
 
@@ -53,8 +53,3 @@ def sha256_text(*parts: str) -> str:
         h.update(b"\x00")
     return h.hexdigest()
 
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -14,6 +14,7 @@ Loading unpickles nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import LavidError
-from ..utils import atomic_path, sha256_text
+from ..utils import atomic_path
 from .questions import Question
 
 FORMAT_VERSION = 1
@@ -173,8 +174,6 @@ class LLMSignature(nn.Module):
     def content_hash(self) -> str:
         meta = json.dumps({"classes": self.class_names, "offsets": self.offsets.tolist(),
                            "questions": _questions_to_json(self.questions)}, sort_keys=True)
-        import hashlib
-
         h = hashlib.sha256(meta.encode())
         h.update(self.targets.contiguous().numpy().tobytes())
         return h.hexdigest()
@@ -348,4 +347,4 @@ def read_class_names(path: str | Path) -> list[str]:
     return names
 
 
-__all__ = ["LLMSignature", "read_class_names", "normalize_class_name", "check_unique_class_names", "sha256_text"]
+__all__ = ["LLMSignature", "read_class_names", "normalize_class_name", "check_unique_class_names"]
