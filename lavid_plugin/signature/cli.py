@@ -84,7 +84,7 @@ def add_parser(sub) -> None:
 
 
 def _read_inputs(args, with_classes=True):
-    from .questions import Instantiator, apply_validation, parse_placeholder_specs, read_questions, validate_questions
+    from .questions import Instantiator, parse_placeholder_specs, read_questions, validate_questions
     from .signature import read_class_names
 
     qs, warns = read_questions(args.questions)
@@ -94,7 +94,7 @@ def _read_inputs(args, with_classes=True):
     inst = Instantiator(parse_placeholder_specs(getattr(args, "placeholder", None)))
     report = validate_questions(qs, class_names=names, instantiator=inst, source=str(args.questions),
                                 num_options=getattr(args, "num_options", None))
-    return qs, names, inst, report, apply_validation
+    return qs, names, inst, report
 
 
 def cmd_questions(args) -> int:
@@ -120,7 +120,7 @@ def cmd_questions(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    qs, names, inst, report, _ = _read_inputs(args)
+    qs, names, inst, report = _read_inputs(args)
     counts = sorted({q.num_options for q in qs})
     print(f"{args.questions}: {len(qs)} questions, option counts {counts}")
     print(report.format())
@@ -128,7 +128,9 @@ def cmd_validate(args) -> int:
 
 
 def cmd_extract(args) -> int:
-    qs, names, inst, report, apply_validation = _read_inputs(args)
+    from .questions import apply_validation
+
+    qs, names, inst, report = _read_inputs(args)
     if not names:
         raise LavidError("--classes is required")
     qs = apply_validation(qs, report, args.validation, warn=_warn)

@@ -80,13 +80,9 @@ class EmbeddingAnswerer:
                 parts.append(self.scale * (o @ q_emb[c, j]))
             rows.append(torch.cat(parts))
         logits = torch.stack(rows)
-        offsets = [0]
-        for q in questions:
-            offsets.append(offsets[-1] + q.num_options)
-        probs = torch.cat([torch.softmax(logits[:, offsets[i]:offsets[i + 1]] / temperature, -1)
-                           for i in range(len(questions))], dim=1)
         prov = {"source": "sentence-embedding", "answer_backend": "sentence-embedding similarity (not an LLM answer)",
                 "answering_model": self.model_name, "question_source": question_source,
                 "similarity_scale": self.scale, "temperature": temperature,
                 "placeholders": self.instantiator.table, "library_versions": library_versions()}
-        return LLMSignature(list(class_names), probs, offsets, logits=logits, questions=questions, provenance=prov)
+        return LLMSignature.from_option_logits(class_names, logits, questions, temperature=temperature,
+                                               provenance=prov)

@@ -195,11 +195,6 @@ class AnswerExtractor:
         for c in range(len(class_names)):
             rows_logits.append(torch.cat([results[keys[c * Q + q]][: counts[q]] for q in range(Q)]))
         logits = torch.stack(rows_logits)
-        offsets = [0]
-        for m in counts:
-            offsets.append(offsets[-1] + m)
-        probs = torch.cat([torch.softmax(logits[:, offsets[q]:offsets[q + 1]] / temperature, dim=-1)
-                           for q in range(Q)], dim=1)
         stats.seconds = time.perf_counter() - t0
         prov = {
             "source": "llm-answers",
@@ -216,7 +211,8 @@ class AnswerExtractor:
             "dtype": str(next(self.model.parameters()).dtype),
             "library_versions": library_versions(),
         }
-        return LLMSignature(list(class_names), probs, offsets, logits=logits, questions=questions, provenance=prov)
+        return LLMSignature.from_option_logits(class_names, logits, questions, temperature=temperature,
+                                               provenance=prov)
 
 
 def _progress(total: int, enabled: bool):

@@ -88,6 +88,15 @@ class LLMSignature(nn.Module):
         self.register_buffer("logits", logits, persistent=False)
         self.register_buffer("offsets", offsets, persistent=False)
 
+    @classmethod
+    def from_option_logits(cls, class_names, logits: torch.Tensor, questions: Sequence[Question], *,
+                           temperature: float = 1.0, provenance: dict | None = None) -> "LLMSignature":
+        """Per-question softmax of raw option logits ``[K, sum M]`` at ``temperature``."""
+        offsets = offsets_from_counts(q.num_options for q in questions)
+        probs = torch.cat([torch.softmax(logits[:, offsets[q]:offsets[q + 1]] / temperature, dim=-1)
+                           for q in range(len(offsets) - 1)], dim=1)
+        return cls(list(class_names), probs, offsets, logits=logits, questions=questions, provenance=provenance)
+
     # ------------------------------------------------------------------ shape
     @property
     def num_classes(self) -> int:
@@ -279,9 +288,7 @@ class LLMSignature(nn.Module):
                     f"{path} and {src} disagree on the option count of question(s) {bad[:10]}: "
                     f"they do not belong together"
                 )
-        offsets = [0]
-        for c in counts:
-            offsets.append(offsets[-1] + c)
+        offsets = offsets_from_counts(counts)
         prov = {"source": "reference-json", "imported_from": path.name, "kind": kind,
                 "answering_model": _guess_model_from_name(path.stem), "question_source": questions_source,
                 "temperature": 1.0 if kind == "llm_answers" else None}
@@ -289,6 +296,14 @@ class LLMSignature(nn.Module):
         if class_names is not None:
             sig = sig.align(class_names, normalize=normalize)
         return sig
+
+
+def offsets_from_counts(counts) -> list[int]:
+    """Option counts per question -> start column of each question, plus the total."""
+    offsets = [0]
+    for m in counts:
+        offsets.append(offsets[-1] + m)
+    return offsets
 
 
 def _row_counts(rows, path, name) -> list[int]:
