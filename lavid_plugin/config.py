@@ -32,6 +32,9 @@ CFG.DATASET.IMAGE_SIZE = 224  # plugin: train crop / test centre crop
 CFG.DATASET.GROUP = ""  # plugin: ImageNet WordNet group for DATASET.TYPE imagenet_group
 CFG.DATASET.MAX_BAD_FRACTION = 0.01  # plugin: unreadable images tolerated per epoch before stopping
 CFG.DATASET.DOWNLOAD = False  # plugin: let torchvision download where it can
+CFG.DATASET.DRAFT_DECODE = True  # plugin: decode large JPEGs at reduced size (PIL draft mode)
+CFG.DATASET.SPLIT_SEED = 27  # plugin: seed of a split the plugin draws (Caltech-101; the authors' 27)
+CFG.DATASET.SPLIT_FILE = ""  # plugin: reuse a saved split (caltech101_split.json of an earlier run)
 
 # Distiller
 CFG.DISTILLER = CN()

@@ -2,29 +2,47 @@
 
 ``get_dataset(cfg) -> (train_loader, val_loader, num_data, num_classes)``; the train loader yields
 ``(image, target, index)`` (``image`` a ``(weak, strong)`` pair when the distiller wants two views),
-the validation loader ``(image, target)``. Dataset types register in ``DATASETS``.
+the validation loader ``(image, target)``, or ``(image, target, group)`` for datasets with groups
+(Waterbirds). Dataset types register in ``DATASETS`` (see :mod:`.datasets`).
+
+Unreadable images: a sample whose file cannot be decoded is reported once by path on stderr and
+dropped from its batch; the epoch goes on. The trainer counts them (``bad_images`` in the worklog)
+and stops with an error listing them once more than ``DATASET.MAX_BAD_FRACTION`` of a split failed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.dataloader import default_collate
 
 from ..errors import LavidError
-from .transforms import TwoViews, test_transform, train_transform
+from .transforms import TwoViews, decode_size, test_transform, train_transform
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 class ImageList(Dataset):
-    """``(path, label)`` samples; ``with_index`` adds the sample index (mdistiller's train batches)."""
+    """``(path, label)`` samples decoded with PIL.
 
-    def __init__(self, samples, classes, transform=None, with_index=False):
+    ``with_index`` adds the sample index (mdistiller's train batches); ``groups`` (one int per
+    sample) adds the group to each item instead (Waterbirds' test batches). ``draft_size``: JPEGs are
+    decoded at the smallest power-of-two reduction whose shorter side is still >= ``draft_size``
+    (PIL draft mode), which skips most of the IDCT work for sources much larger than the crop.
+    """
+
+    def __init__(self, samples, classes, transform=None, with_index=False, groups=None, draft_size=None):
         self.samples, self.classes = list(samples), list(classes)
         self.targets = [t for _, t in self.samples]
         self.transform, self.with_index = transform, with_index
+        self.groups = None if groups is None else list(groups)
+        self.draft_size = draft_size
+        # one flag per sample, in shared memory so DataLoader workers' marks are seen by the trainer
+        self.bad = torch.zeros(max(len(self.samples), 1), dtype=torch.uint8).share_memory_()
 
     def __len__(self):
         return len(self.samples)
@@ -32,19 +50,56 @@ class ImageList(Dataset):
     def load(self, i):
         from PIL import Image
 
-        path, _ = self.samples[i]
-        try:
-            with Image.open(path) as im:
-                return im.convert("RGB")
-        except (OSError, ValueError) as e:
-            raise LavidError(f"cannot read image {path}: {e}") from None
+        with Image.open(self.samples[i][0]) as im:
+            if self.draft_size and im.format == "JPEG":
+                im.draft("RGB", (self.draft_size, self.draft_size))
+            return im.convert("RGB")
 
     def __getitem__(self, i):
-        img = self.load(i)
+        try:
+            img = self.load(i)
+        except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
+            if not self.bad[i]:
+                print(f"[lavid] skipping unreadable image {self.samples[i][0]}: {type(e).__name__}: {e}",
+                      file=sys.stderr, flush=True)
+            self.bad[i] = 1
+            return None
         if self.transform is not None:
             img = self.transform(img)
         target = self.targets[i]
+        if self.groups is not None:
+            return img, target, self.groups[i]
         return (img, target, i) if self.with_index else (img, target)
+
+    def bad_paths(self) -> list[str]:
+        return [self.samples[i][0] for i in torch.nonzero(self.bad[:len(self.samples)]).flatten().tolist()]
+
+
+def image_list_of(dataset):
+    """The :class:`ImageList` under a ``Subset`` (DDP's validation shards), or None."""
+    while isinstance(dataset, torch.utils.data.Subset):
+        dataset = dataset.dataset
+    return dataset if isinstance(dataset, ImageList) else None
+
+
+def check_bad_images(dataset, max_fraction: float, split: str) -> int:
+    """Number of unreadable images met so far; a clear error once more than ``max_fraction`` failed."""
+    ds = image_list_of(dataset)
+    if ds is None:
+        return 0
+    n = int(ds.bad[:len(ds)].sum())
+    if n and n > max_fraction * len(ds):
+        paths = ds.bad_paths()
+        shown = "\n  ".join(paths[:10]) + ("\n  ..." if len(paths) > 10 else "")
+        raise LavidError(f"{n} of {len(ds)} {split} images could not be read (more than DATASET.MAX_BAD_FRACTION="
+                         f"{max_fraction}):\n  {shown}")
+    return n
+
+
+def skip_unreadable(batch):
+    """``default_collate`` without the samples that failed to load (None); None if all failed."""
+    batch = [b for b in batch if b is not None]
+    return default_collate(batch) if batch else None
 
 
 def image_folder_samples(root: Path, classes: list[str]):
@@ -55,47 +110,42 @@ def image_folder_samples(root: Path, classes: list[str]):
         folder = root / name
         if not folder.is_dir():
             raise LavidError(f"missing class folder {folder}")
-        samples += [(str(p), k) for p in sorted(folder.iterdir()) if p.suffix.lower() in (".png", ".jpg", ".jpeg")]
+        samples += [(str(p), k) for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
     return samples
 
 
 @dataclass
 class Splits:
+    """What a dataset builder returns.
+
+    ``signature_classes``/``signature_rows``: when the LaViD target is not the label's own signature
+    row (Waterbirds: 2 labels, targets from the 200 CUB species), the names the signature is aligned
+    to and, per training sample, the row to use. ``group_names``: names of the validation groups.
+    """
     train: Dataset
     val: Dataset
     classes: list
+    group_names: list | None = None
+    signature_classes: list | None = None
+    signature_rows: list | None = field(default=None, repr=False)
 
 
-def _demo_birds(cfg, train_tf, val_tf) -> Splits:
-    import json
+def build_splits(cfg, views=("image",), run_dir=None) -> Splits:
+    """The dataset named by ``DATASET.TYPE`` with the paper's transforms; ``run_dir`` is where a
+    dataset that draws its own split (Caltech-101) saves it for reuse."""
+    from .datasets import DATASETS
 
-    from .demo_birds import ensure_demo_dataset
-
-    root = Path(cfg.DATASET.ROOT)
-    if not (root / "classes.json").is_file():  # a complete copy (any size) is reused as it is
-        ensure_demo_dataset(root)
-    sig = Path(cfg.LAVID.SIGNATURE) if cfg.LAVID.SIGNATURE else None
-    if sig is not None and sig.resolve() == (root / "signature.safetensors").resolve():
-        from .demo_birds import ensure_demo_signature
-
-        ensure_demo_signature(root)
-    classes = json.loads((root / "classes.json").read_text())["classes"]
-    train = ImageList(image_folder_samples(root / "train", classes), classes, train_tf, with_index=True)
-    val = ImageList(image_folder_samples(root / "test", classes), classes, val_tf)
-    return Splits(train, val, classes)
-
-
-#: DATASET.TYPE -> builder(cfg, train_transform, val_transform) -> Splits
-DATASETS: dict[str, Callable] = {"demo_birds": _demo_birds}
-
-
-def build_splits(cfg, views=("image",)) -> Splits:
     kind = cfg.DATASET.TYPE
     if kind not in DATASETS:
         raise LavidError(f"unknown DATASET.TYPE {kind!r}; the plugin knows {sorted(DATASETS)}")
     size = cfg.DATASET.IMAGE_SIZE
     train_tf = TwoViews(size) if tuple(views) == ("weak", "strong") else train_transform(size)
-    return DATASETS[kind](cfg, train_tf, test_transform(size))
+    splits = DATASETS[kind](cfg, train_tf, test_transform(size), run_dir=run_dir)
+    draft = decode_size(size) if cfg.DATASET.DRAFT_DECODE else None
+    for ds in (splits.train, splits.val):
+        if isinstance(ds, ImageList):
+            ds.draft_size = draft
+    return splits
 
 
 def build_loaders(cfg, splits: Splits, *, rank: int = 0, world: int = 1, generator=None):
@@ -105,10 +155,11 @@ def build_loaders(cfg, splits: Splits, *, rank: int = 0, world: int = 1, generat
         if world > 1 else None
     train = DataLoader(splits.train, batch_size=cfg.SOLVER.BATCH_SIZE, shuffle=sampler is None, sampler=sampler,
                        num_workers=cfg.DATASET.NUM_WORKERS, drop_last=False, generator=generator,
-                       pin_memory=torch.cuda.is_available(), persistent_workers=False)
+                       pin_memory=torch.cuda.is_available(), collate_fn=skip_unreadable)
     val_set = splits.val if world == 1 else torch.utils.data.Subset(splits.val, range(rank, len(splits.val), world))
     val = DataLoader(val_set, batch_size=cfg.DATASET.TEST.BATCH_SIZE, shuffle=False,
-                     num_workers=cfg.DATASET.NUM_WORKERS, pin_memory=torch.cuda.is_available())
+                     num_workers=cfg.DATASET.NUM_WORKERS, pin_memory=torch.cuda.is_available(),
+                     collate_fn=skip_unreadable)
     return train, val
 
 

@@ -6,6 +6,17 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def resize_size(size: int) -> int:
+    """The test-time resize before the centre crop: 256 for 224, in proportion otherwise."""
+    return round(size * 256 / 224)
+
+
+def decode_size(size: int) -> int:
+    """Shorter side JPEGs are decoded to (at least) in draft mode: the test resize, so the test view
+    loses nothing; a training crop smaller than the whole image is upsampled from it."""
+    return resize_size(size)
+
+
 def train_transform(size: int, strong: bool = False):
     ops = [T.RandomResizedCrop(size), T.RandomHorizontalFlip()]
     if strong:  # MLKD's strong view
@@ -14,7 +25,7 @@ def train_transform(size: int, strong: bool = False):
 
 
 def test_transform(size: int):
-    return T.Compose([T.Resize(round(size * 256 / 224)), T.CenterCrop(size), T.ToTensor(),
+    return T.Compose([T.Resize(resize_size(size)), T.CenterCrop(size), T.ToTensor(),
                       T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 

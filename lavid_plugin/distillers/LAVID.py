@@ -92,7 +92,32 @@ class LaViD(Distiller):
 
     @classmethod
     def build(cls, student, teacher, cfg, ctx):
-        return cls(student, teacher, cfg, signature=ctx.signature())
+        model = cls(student, teacher, cfg, signature=ctx.signature())
+        rows = getattr(ctx, "signature_rows", None)
+        if rows is not None:
+            model.set_sample_rows(rows)
+        return model
+
+    def set_sample_rows(self, rows):
+        """Look targets up by training-sample index instead of label: ``rows[i]`` is sample ``i``'s
+        signature row (Waterbirds: its CUB species while the label is landbird/waterbird)."""
+        import torch
+
+        rows = torch.as_tensor(list(rows), dtype=torch.long)
+        if rows.numel() and (rows.min() < 0 or rows.max() >= self.signature.num_classes):
+            raise LavidError(f"signature rows must lie in [0, {self.signature.num_classes}), got "
+                             f"[{int(rows.min())}, {int(rows.max())}]")
+        self.register_buffer("sample_rows", rows, persistent=False)
+
+    def targets(self, target, index=None):
+        """The signature rows ``T`` for a batch: by label, or by sample index when rows were set."""
+        rows = getattr(self, "sample_rows", None)
+        if rows is None:
+            return self.signature(target)
+        if index is None:
+            raise LavidError("this LaViD run maps training samples to signature rows (e.g. Waterbirds -> CUB species) "
+                             "and needs the batch's sample indices: call forward_train(..., index=index)")
+        return self.signature(rows[index])
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -113,7 +138,7 @@ class LaViD(Distiller):
             base_images, base_outputs = {"image": images["weak"]}, {"image": outputs["weak"]}
         losses = {k: self.ce_weight * v for k, v in
                   self.base.view_losses(base_outputs, base_images, target, **kwargs).items()}
-        t = self.signature(target)
+        t = self.targets(target, kwargs.get("index"))
         use = [v for v in outputs if v == "image" or v in self.views]
         terms = [lavid_loss(self.head(outputs[v][1]["pooled_feat"]), t) for v in use]
         losses["loss_lavid"] = self.lavid_weight * sum(terms) / len(terms)

@@ -14,9 +14,14 @@ class BuildContext:
     class_names: Sequence[str]
     num_data: int = 0
     _signature: object = field(default=None, repr=False)
+    #: names the signature aligns to when they are not the labels' (Waterbirds: the CUB species)
+    signature_classes: Sequence[str] | None = None
+    #: per training sample, its row of the aligned signature (None: the row is the label)
+    signature_rows: Sequence[int] | None = None
 
     def signature(self):
-        """``LAVID.SIGNATURE`` loaded once and aligned to the dataset's classes by name."""
+        """``LAVID.SIGNATURE`` loaded once and aligned by name to the dataset's classes (or to its
+        ``signature_classes``)."""
         if self._signature is None:
             from ..signature.signature import LLMSignature
 
@@ -25,13 +30,16 @@ class BuildContext:
                 raise LavidError("LAVID.SIGNATURE is empty: set it to a signature file (lavid signature extract/import)")
             sig = LLMSignature.load(path)
             try:
-                self._signature = sig.align(self.class_names, normalize=self.cfg.LAVID.NORMALIZE_NAMES)
+                names = self.signature_classes if self.signature_classes is not None else self.class_names
+                self._signature = sig.align(names, normalize=self.cfg.LAVID.NORMALIZE_NAMES)
             except LavidError as e:
                 raise LavidError(f"{path}: {e}") from None
         return self._signature
 
 
-def build_distiller(cfg, class_names: Sequence[str], num_data: int = 0, signature=None):
+def build_distiller(cfg, class_names: Sequence[str], num_data: int = 0, signature=None, splits=None):
+    """Student (+ teacher) + distiller from ``cfg``; ``splits`` (a :class:`~lavid_plugin.data.Splits`)
+    passes dataset facts a distiller may need (LaViD's per-sample signature rows)."""
     from ..distillers import distiller_dict
     from ..models import build_model, load_weights
 
@@ -50,5 +58,7 @@ def build_distiller(cfg, class_names: Sequence[str], num_data: int = 0, signatur
                              f"(train one with DISTILLER.TYPE NONE, DISTILLER.STUDENT {cfg.DISTILLER.TEACHER})")
         teacher = load_weights(build_model(cfg.DISTILLER.TEACHER, num_classes), cfg.DISTILLER.TEACHER_CKPT, "teacher")
         teacher.requires_grad_(False)
-    ctx = BuildContext(cfg, list(class_names), num_data, signature)
+    ctx = BuildContext(cfg, list(class_names), num_data, signature,
+                       signature_classes=getattr(splits, "signature_classes", None),
+                       signature_rows=getattr(splits, "signature_rows", None))
     return cls.build(student, teacher, cfg, ctx)

@@ -58,15 +58,18 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True):
     if cfg.DISTILLER.TYPE not in distiller_dict:
         raise LavidError(f"DISTILLER.TYPE {cfg.DISTILLER.TYPE!r} is not registered; known: {sorted(distiller_dict)}")
     views = distiller_dict[cfg.DISTILLER.TYPE].views_for(cfg)
-    if rank == 0:
-        build_splits(cfg, views)  # rank 0 prepares data (e.g. generates the demo) before the others read
+    name = experiment_name(cfg, list(opts))
+    run_dir = os.path.join(cfg.LOG.PREFIX, name)
+    if rank == 0:  # rank 0 prepares data (the demo, a drawn split) before the others read it
+        os.makedirs(run_dir, exist_ok=True)
+        build_splits(cfg, views, run_dir=run_dir)
     if world > 1:
         dist.barrier()
-    splits = build_splits(cfg, views)
+    splits = build_splits(cfg, views, run_dir=run_dir)
     gen = torch.Generator()
     gen.manual_seed(max(cfg.EXPERIMENT.SEED, 0))
     train_loader, val_loader = build_loaders(cfg, splits, rank=rank, world=world, generator=gen)
-    distiller = build_distiller(cfg, splits.classes, len(splits.train)).to(device)
+    distiller = build_distiller(cfg, splits.classes, len(splits.train), splits=splits).to(device)
     if device.startswith("cuda") and cfg.SOLVER.AMP:
         distiller = distiller.to(memory_format=torch.channels_last)
     model = DDP(distiller, device_ids=[int(device.split(":")[1])] if device.startswith("cuda") else None) \
@@ -76,8 +79,8 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True):
         print(f"[lavid] {cfg.DISTILLER.TYPE} on {cfg.DATASET.TYPE}: {len(splits.train)} train / "
               f"{len(splits.val)} test images, {len(splits.classes)} classes, device {device}, world {world}, "
               f"extra parameters {extra}", flush=True)
-    trainer = Trainer(experiment_name(cfg, list(opts)), model, train_loader, val_loader, cfg, device=device,
-                      rank=rank, world=world, generator=gen, progress=progress)
+    trainer = Trainer(name, model, train_loader, val_loader, cfg, device=device, rank=rank, world=world,
+                      generator=gen, progress=progress, group_names=splits.group_names)
     trainer.train(resume=resume, stop_after_epoch=stop_after_epoch)
     if world > 1:
         dist.barrier()
@@ -114,20 +117,22 @@ def eval_main(argv=None) -> int:
     p = argparse.ArgumentParser("evaluate a trained student (lavid-plugin)")
     p.add_argument("--cfg", type=str, required=True)
     p.add_argument("--ckpt", type=str, required=True, help="student_best / student_latest / a state dict")
+    p.add_argument("--split-dir", type=str, default=None,
+                   help="run folder whose saved split to evaluate on (Caltech-101); default: the checkpoint's folder")
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
     try:
         cfg = load_cfg(args.cfg, args.opts)
-        splits = build_splits(cfg)
+        splits = build_splits(cfg, run_dir=args.split_dir or os.path.dirname(os.path.abspath(args.ckpt)))
         _, val = build_loaders(cfg, splits)
         from ..models import build_model
         from ..distillers import Vanilla
 
         student = load_weights(build_model(cfg.DISTILLER.STUDENT, len(splits.classes)), args.ckpt, "student")
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        top1, top5, loss = evaluate(Vanilla(student).to(device), val, device)
+        result = evaluate(Vanilla(student).to(device), val, device, group_names=splits.group_names)
     except LavidError as e:
         print(f"eval.py: error: {e}", file=sys.stderr)
         return 2
-    print(f"top-1 {top1:.2f}  top-5 {top5:.2f}  loss {loss:.4f}")
+    print("  ".join(f"{k} {v:.4f}" if k == "test_loss" else f"{k} {v:.2f}" for k, v in result.items()))
     return 0

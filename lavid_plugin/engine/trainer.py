@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from ..data import check_bad_images
 from ..errors import LavidError
 from ..utils import atomic_torch_save
 
@@ -84,27 +85,51 @@ def accuracy(output, target, topk=(1,)):
         return [correct[:min(k, maxk)].reshape(-1).float().sum() * 100.0 / target.shape[0] for k in topk]
 
 
+def group_key(name: str) -> str:
+    return "test_acc_" + "_".join(name.split())
+
+
 @torch.no_grad()
-def evaluate(model, loader, device, *, autocast=contextlib.nullcontext, world=1):
-    """Top-1 %, top-5 %, mean CE over ``loader``; shards are summed across DDP ranks."""
+def evaluate(model, loader, device, *, autocast=contextlib.nullcontext, world=1, group_names=None):
+    """``OrderedDict(test_acc, test_acc_top5, test_loss)`` over ``loader`` (%, %, mean CE); shards are
+    summed across DDP ranks. With ``group_names`` (batches ``(image, target, group)``) it adds each
+    group's accuracy, their average ``test_acc_avg_group`` and ``test_acc_worst_group``; ``test_acc``
+    stays the accuracy over all images."""
     model.eval()
-    correct1 = correct5 = loss_sum = count = 0.0
-    for image, target, *_ in loader:
+    n_groups = len(group_names) if group_names else 0
+    stats = torch.zeros(4 + 2 * n_groups, dtype=torch.float64)  # correct1, correct5, loss, count, per group
+    for batch in loader:
+        if batch is None:  # every image of the batch was unreadable
+            continue
+        image, target, *rest = batch
         image, target = image.to(device), target.to(device)
         with autocast():
             out = model(image=image).float()
-        a1, a5 = accuracy(out, target, topk=(1, 5))
-        n = target.shape[0]
-        correct1 += float(a1) * n / 100
-        correct5 += float(a5) * n / 100
-        loss_sum += float(F.cross_entropy(out, target, reduction="sum"))
-        count += n
+        k = min(5, out.shape[1])
+        top = out.topk(k, 1).indices
+        hit1 = (top[:, 0] == target).double().cpu()
+        stats[0] += hit1.sum()
+        stats[1] += (top == target[:, None]).any(1).double().sum().cpu()
+        stats[2] += float(F.cross_entropy(out, target, reduction="sum"))
+        stats[3] += target.shape[0]
+        if n_groups and rest:
+            g = rest[0].long().cpu()
+            stats[4:4 + n_groups] += torch.bincount(g, weights=hit1, minlength=n_groups)[:n_groups]
+            stats[4 + n_groups:] += torch.bincount(g, minlength=n_groups)[:n_groups].double()
     if world > 1:
-        t = torch.tensor([correct1, correct5, loss_sum, count], dtype=torch.float64, device=device)
+        t = stats.to(device)
         dist.all_reduce(t)
-        correct1, correct5, loss_sum, count = t.tolist()
-    count = max(count, 1)
-    return 100.0 * correct1 / count, 100.0 * correct5 / count, loss_sum / count
+        stats = t.cpu()
+    count = max(float(stats[3]), 1.0)
+    result = OrderedDict(test_acc=100.0 * float(stats[0]) / count, test_acc_top5=100.0 * float(stats[1]) / count,
+                         test_loss=float(stats[2]) / count)
+    if n_groups:
+        accs = [100.0 * float(c) / max(float(n), 1.0) for c, n in zip(stats[4:4 + n_groups], stats[4 + n_groups:])]
+        for name, a in zip(group_names, accs):
+            result[group_key(name)] = a
+        result["test_acc_avg_group"] = sum(accs) / n_groups
+        result["test_acc_worst_group"] = min(accs)
+    return result
 
 
 def unwrap(model):
@@ -113,8 +138,9 @@ def unwrap(model):
 
 class Trainer:
     def __init__(self, experiment_name, distiller, train_loader, val_loader, cfg, *, device="cpu", rank=0,
-                 world=1, generator=None, progress=True):
+                 world=1, generator=None, progress=True, group_names=None):
         self.cfg, self.distiller = cfg, distiller
+        self.group_names = group_names
         self.train_loader, self.val_loader = train_loader, val_loader
         self.device, self.rank, self.world = torch.device(device), rank, world
         self.generator, self.progress = generator, progress and rank == 0
@@ -163,8 +189,9 @@ class Trainer:
             kwargs["image_weak"], kwargs["image_strong"] = self.to_device(image[0]), self.to_device(image[1])
         else:
             kwargs["image"] = self.to_device(image)
+        kwargs["index"] = self.to_device(index)  # LaViD's per-sample signature rows (Waterbirds), CRD
         if rest:
-            kwargs["index"], kwargs["contrastive_index"] = self.to_device(index), self.to_device(rest[0])
+            kwargs["contrastive_index"] = self.to_device(rest[0])
         target = self.to_device(target)
         return kwargs, target
 
@@ -196,8 +223,13 @@ class Trainer:
         bar = tqdm(total=len(self.train_loader), desc=f"epoch {epoch}", disable=not self.progress, dynamic_ncols=True,
                    leave=False)
         t0, seen = time.perf_counter(), 0
+        max_bad = self.cfg.DATASET.MAX_BAD_FRACTION
         for batch in self.train_loader:
+            if batch is None:  # every image of the batch was unreadable
+                check_bad_images(self.train_loader.dataset, max_bad, "training")
+                continue
             preds, losses, loss, target = self.run_step(batch, epoch)
+            check_bad_images(self.train_loader.dataset, max_bad, "training")
             n = target.shape[0]
             seen += n
             acc1, acc5 = accuracy(preds.float(), target, topk=(1, 5))
@@ -213,16 +245,20 @@ class Trainer:
             bar.set_postfix(loss=f"{meters['losses'].avg:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
             bar.update()
         bar.close()
-        test_acc, test_acc_top5, test_loss = self.evaluate()
-        log = OrderedDict(train_acc=meters["top1"].avg, train_loss=meters["losses"].avg, test_acc=test_acc,
-                          test_acc_top5=test_acc_top5, test_loss=test_loss)
+        bad = check_bad_images(self.train_loader.dataset, max_bad, "training")
+        log = OrderedDict(train_acc=meters["top1"].avg, train_loss=meters["losses"].avg)
+        log.update(self.evaluate())
+        bad_val = check_bad_images(self.val_loader.dataset, max_bad, "test")
+        if bad or bad_val:
+            log["bad_images"] = bad + bad_val
         if self.rank == 0:
             self.log(lr, epoch, log, {k: m.avg for k, m in terms.items()})
-            self.save(epoch, test_acc)
+            self.save(epoch, log["test_acc"])
         return log
 
     def evaluate(self):
-        return evaluate(self.distiller, self.val_loader, self.device, autocast=self.autocast, world=self.world)
+        return evaluate(self.distiller, self.val_loader, self.device, autocast=self.autocast, world=self.world,
+                        group_names=self.group_names)
 
     # ------------------------------------------------------------------ outputs
     def writer(self):
