@@ -14,13 +14,18 @@ from ..errors import LavidError
 def experiment_name(cfg, opts) -> str:
     """As mdistiller: NAME (or TAG), then the command-line overrides as tags, under PROJECT.
 
-    Unlike mdistiller: ``LOG.PREFIX`` (a location, not a setting) is not a tag, a path separator in
-    a value becomes "_" (``DATASET.ROOT /data/cub`` must not nest folders), and tags longer than the
-    file system allows are replaced by a short hash of them."""
+    Unlike mdistiller: ``LOG.PREFIX`` (a location, not a setting) is not a tag; an
+    ``EXPERIMENT.NAME`` given on the command line is the name as it is, without tags (launchers such
+    as scripts/reproduce.py name each seed's run); a path separator in a value becomes "_"
+    (``DATASET.ROOT /data/cub`` must not nest folders); tags longer than the file system allows are
+    replaced by a short hash of them."""
     import hashlib
 
+    pairs = dict(zip(opts[::2], opts[1::2]))
+    if "EXPERIMENT.NAME" in pairs:
+        return os.path.join(cfg.EXPERIMENT.PROJECT, cfg.EXPERIMENT.NAME)
     base = cfg.EXPERIMENT.NAME or cfg.EXPERIMENT.TAG
-    tags = ",".join(f"{k}:{str(v).replace(os.sep, '_')}" for k, v in zip(opts[::2], opts[1::2]) if k != "LOG.PREFIX")
+    tags = ",".join(f"{k}:{str(v).replace(os.sep, '_')}" for k, v in pairs.items() if k != "LOG.PREFIX")
     name = base + tags
     if len(name) > 200:
         name = f"{base}-{hashlib.sha1(tags.encode()).hexdigest()[:12]}"
@@ -62,6 +67,9 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True):
     run_dir = os.path.join(cfg.LOG.PREFIX, name)
     if rank == 0:  # rank 0 prepares data (the demo, a drawn split) before the others read it
         os.makedirs(run_dir, exist_ok=True)
+        from ..utils import atomic_write_text
+
+        atomic_write_text(os.path.join(run_dir, "config.yaml"), cfg.dump())  # what `lavid report` reads
         build_splits(cfg, views, run_dir=run_dir)
     if world > 1:
         dist.barrier()
