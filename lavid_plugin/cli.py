@@ -20,12 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--epochs", type=int, default=None)
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=lambda a: __import__("lavid_plugin.demo", fromlist=["run"]).run(a))
-    try:
-        from .report import add_parser as add_report
+    from .report import add_parser as add_report
 
-        add_report(sub)
-    except ImportError:
-        pass
+    add_report(sub)
     return p
 
 

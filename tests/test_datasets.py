@@ -148,6 +148,11 @@ def test_unreadable_images_are_skipped_counted_and_bounded(tmp_path):
     trainer = train(cfg_for("cub", tmp_path / "cub", DATASET__MAX_BAD_FRACTION=0.5, **common), progress=False)
     log = (trainer.log_path / "worklog.txt").read_text()
     assert "bad_images: 1.00" in log and "test_acc" in log
+    from lavid_plugin.report import load_run
+
+    run = load_run(trainer.log_path)  # what `lavid report` reads from a real run folder
+    assert run.finished and (run.dataset, run.student, run.method) == ("cub", "res18", "vanilla")
+    assert run.epochs[-1]["bad_images"] == 1.0 and "test_acc" in run.epochs[-1]
     with pytest.raises(LavidError) as e:
         train(cfg_for("cub", tmp_path / "cub", DATASET__MAX_BAD_FRACTION=0.0, EXPERIMENT__TAG="strict", **common),
               progress=False)

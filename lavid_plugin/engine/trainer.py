@@ -129,6 +129,7 @@ def evaluate(model, loader, device, *, autocast=contextlib.nullcontext, world=1,
             result[group_key(name)] = a
         result["test_acc_avg_group"] = sum(accs) / n_groups
         result["test_acc_worst_group"] = min(accs)
+        result["test_acc_best_group"] = max(accs)
     return result
 
 

@@ -1,0 +1,97 @@
+"""`lavid report` on fake finished runs (worklogs in mdistiller's format, 3 seeds)."""
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from lavid_plugin.cli import main as lavid
+from lavid_plugin.config import load_cfg
+from lavid_plugin.errors import LavidError
+from lavid_plugin.report import parse_worklog
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "lavid"
+
+
+def write_run(root, config, seed, epochs, final_extra=True):
+    """``epochs``: list of dicts of worklog values, one per epoch (as Trainer.log writes them)."""
+    cfg = load_cfg(str(CONFIGS / config), ["EXPERIMENT.SEED", str(seed), "SOLVER.EPOCHS", str(len(epochs))])
+    folder = root / cfg.EXPERIMENT.PROJECT / f"{Path(config).stem}_seed{seed}"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(cfg.dump())
+    lines = []
+    for n, values in enumerate(epochs, 1):
+        lines += ["-" * 25, f"epoch: {n}", "lr: 0.010000", "train_acc: 10.00", "train_loss: 3.00"]
+        lines += [f"{k}: {v:.2f}" for k, v in values.items()]
+        lines += ["loss_ce: 1.2345", "-" * 25]
+    text = "\n".join(lines) + "\n"
+    if final_extra:
+        text += "best_acc\t" + f"{max(v['test_acc'] for v in epochs):.2f}"
+    (folder / "worklog.txt").write_text(text)
+    return folder
+
+
+# final / best-epoch test accuracy per (config, seed): the best epoch is the first one
+ACC = {
+    ("cub/res18_vanilla.yaml", 0): (50.0, 52.0), ("cub/res18_vanilla.yaml", 1): (52.0, 53.0),
+    ("cub/res18_vanilla.yaml", 2): (54.0, 55.0),
+    ("cub/res18_kd.yaml", 0): (55.0, 56.0), ("cub/res18_kd.yaml", 1): (55.0, 57.0), ("cub/res18_kd.yaml", 2): (55.0, 58.0),
+    ("cub/res18.yaml", 0): (60.0, 61.0), ("cub/res18.yaml", 1): (61.0, 62.0), ("cub/res18.yaml", 2): (62.0, 63.0),
+    ("flowers/res18_vanilla.yaml", 0): (70.0, 71.0), ("flowers/res18_vanilla.yaml", 1): (71.0, 72.0),
+    ("flowers/res18_vanilla.yaml", 2): (72.0, 73.0),
+    ("flowers/res18.yaml", 0): (69.0, 80.0), ("flowers/res18.yaml", 1): (69.0, 80.0), ("flowers/res18.yaml", 2): (69.0, 80.0),
+}
+
+
+@pytest.fixture
+def runs(tmp_path):
+    for (config, seed), (final, best) in ACC.items():
+        write_run(tmp_path / "out", config, seed, [{"test_acc": best, "test_acc_top5": 90.0, "test_loss": 1.0},
+                                                    {"test_acc": final, "test_acc_top5": 91.0, "test_loss": 1.1}])
+    return tmp_path / "out"
+
+
+def test_table1_markdown_and_csv(runs, tmp_path, capsys):
+    assert lavid(["report", str(runs), "--table", "1", "--out", str(tmp_path / "t1")]) == 0
+    md = (tmp_path / "t1.md").read_text()
+    final, best = md.split("**Table 1: top-1 accuracy (%), best epoch")
+    assert "final epoch, mean ± std over seeds" in final
+    assert "| method | cub res18 | flowers res18 |" in final
+    # rows in the paper's order; mean ± sample std; bold best, underlined second per column
+    assert "| vanilla | 52.00 ± 2.00 | **71.00 ± 1.00** |" in final
+    assert "| kd | <u>55.00 ± 0.00</u> | – |" in final
+    assert "| lavid | **61.00 ± 1.00** | <u>69.00 ± 0.00</u> |" in final
+    assert final.index("| vanilla") < final.index("| kd") < final.index("| lavid")
+    assert "selected on the test set" in best
+    assert "| lavid | **62.00 ± 1.00** | **80.00 ± 0.00** |" in best
+    assert "| vanilla | 53.33 ± 1.53 | <u>72.00 ± 1.00</u> |" in best
+    rows = list(csv.DictReader(open(tmp_path / "t1.csv")))
+    row = next(r for r in rows if r["epoch"] == "final" and r["method"] == "lavid" and r["dataset"] == "cub")
+    assert (row["student"], float(row["mean"]), float(row["std"]), row["seeds"]) == ("res18", 61.0, 1.0, "3")
+
+
+def test_table4_waterbirds_groups(tmp_path):
+    for cfg, worst in (("waterbirds/res18_vanilla.yaml", 40.0), ("waterbirds/res18.yaml", 60.0)):
+        for seed in range(3):
+            write_run(tmp_path / "out", cfg, seed, [{"test_acc": 80.0, "test_acc_avg_group": 70.0 + seed,
+                                                     "test_acc_best_group": 95.0, "test_acc_worst_group": worst}])
+    md = __import__("lavid_plugin.report", fromlist=["report"]).report([tmp_path / "out"], 4)
+    assert "| method | res18 Average | res18 Best | res18 Worst |" in md
+    # equal means share the mark
+    assert "| lavid | **71.00 ± 1.00** | **95.00 ± 0.00** | **60.00 ± 0.00** |" in md
+    assert "| vanilla | **71.00 ± 1.00** | **95.00 ± 0.00** | <u>40.00 ± 0.00</u> |" in md
+
+
+def test_unfinished_runs_are_refused_unless_allowed(tmp_path):
+    write_run(tmp_path / "out", "cub/res18.yaml", 0, [{"test_acc": 1.0}], final_extra=False)
+    with pytest.raises(LavidError, match="not finished"):
+        __import__("lavid_plugin.report", fromlist=["report"]).report([tmp_path / "out"], 1)
+    md = __import__("lavid_plugin.report", fromlist=["report"]).report([tmp_path / "out"], 1, allow_unfinished=True)
+    assert "| lavid | **1.00 ± 0.00** |" in md
+
+
+def test_parse_worklog_reads_groups_and_the_best_line():
+    text = "-" * 25 + "\nepoch: 3\nlr: 0.000100\ntest_acc: 12.50\ntest_acc_worst_group: 3.00\n" + "-" * 25 + \
+        "\nbest_acc\t12.50"
+    epochs, finished = parse_worklog(text)
+    assert finished and epochs == [{"epoch": 3, "lr": 0.0001, "test_acc": 12.5, "test_acc_worst_group": 3.0}]
