@@ -1,0 +1,43 @@
+"""scripts/reproduce.py: every run of a table, teachers first, finished runs skipped, partial resumed."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dry_run(*args):
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--dry-run", *args],
+                         capture_output=True, text=True, check=True).stdout
+    return out.splitlines()
+
+
+def test_table1_lists_every_run_with_the_teacher_first(tmp_path):
+    lines = dry_run("--table", "1", "--seeds", "3", "--prefix", str(tmp_path))
+    assert lines[0] == "Table 1: 438 runs, 0 finished, 438 to run"  # 6 teachers + 6 x 3 x 8 x 3
+    cub = [x for x in lines[1:] if "configs/lavid/cub/" in x]
+    assert "res50_vanilla.yaml" in cub[0] and "EXPERIMENT.SEED 0" in cub[0]
+    assert sum("cub/res18.yaml" in x for x in cub) == 3
+    kd = next(x for x in cub if "res18_kd.yaml" in x and "SEED 2" in x)
+    assert f"DISTILLER.TEACHER_CKPT {tmp_path}/lavid_cub/res50_vanilla/student_best" in kd
+    assert "EXPERIMENT.NAME res18_kd_seed2" in kd
+
+
+def test_finished_runs_are_skipped_and_partial_ones_resumed(tmp_path):
+    done = tmp_path / "lavid_flowers" / "res18_seed0"
+    done.mkdir(parents=True)
+    (done / "worklog.txt").write_text("epoch: 240\ntest_acc: 1.00\nbest_acc\t1.00")
+    half = tmp_path / "lavid_flowers" / "res18_seed1"
+    half.mkdir(parents=True)
+    (half / "latest").write_bytes(b"")
+    lines = dry_run("--table", "1", "--seeds", "2", "--datasets", "flowers", "--students", "res18",
+                    "--methods", "lavid", "--prefix", str(tmp_path))
+    assert lines[0] == "Table 1: 2 runs, 1 finished, 1 to run"
+    assert lines[1].startswith("skip (finished):") and "res18_seed0" in lines[1]
+    assert lines[2].startswith("would run:") and "--resume" in lines[2] and "res18_seed1" in lines[2]
+
+
+def test_tables_3_and_4(tmp_path):
+    assert dry_run("--table", "3", "--seeds", "1", "--prefix", str(tmp_path))[0] == "Table 3: 18 runs, 0 finished, 18 to run"
+    assert dry_run("--table", "4", "--seeds", "3", "--prefix", str(tmp_path))[0] == "Table 4: 55 runs, 0 finished, 55 to run"
