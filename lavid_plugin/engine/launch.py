@@ -66,10 +66,6 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True):
     name = experiment_name(cfg, list(opts))
     run_dir = os.path.join(cfg.LOG.PREFIX, name)
     if rank == 0:  # rank 0 prepares data (the demo, a drawn split) before the others read it
-        os.makedirs(run_dir, exist_ok=True)
-        from ..utils import atomic_write_text
-
-        atomic_write_text(os.path.join(run_dir, "config.yaml"), cfg.dump())  # what `lavid report` reads
         build_splits(cfg, views, run_dir=run_dir)
     if world > 1:
         dist.barrier()
@@ -78,6 +74,10 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True):
     gen.manual_seed(max(cfg.EXPERIMENT.SEED, 0))
     train_loader, val_loader = build_loaders(cfg, splits, rank=rank, world=world, generator=gen)
     distiller = build_distiller(cfg, splits.classes, len(splits.train), splits=splits).to(device)
+    if rank == 0:  # only once everything was built: a run that cannot start leaves no folder behind
+        from ..utils import atomic_write_text
+
+        atomic_write_text(os.path.join(run_dir, "config.yaml"), cfg.dump())  # what `lavid report` reads
     if device.startswith("cuda") and cfg.SOLVER.AMP:
         distiller = distiller.to(memory_format=torch.channels_last)
     model = DDP(distiller, device_ids=[int(device.split(":")[1])] if device.startswith("cuda") else None) \
