@@ -113,14 +113,18 @@ def test_bad_lavid_settings_are_rejected_when_built():
         LaViD(build_model("resnet18", K), random_signature(NAMES), tiny_cfg(LAVID__BASE="NOPE"))
 
 
-@pytest.mark.parametrize("name,channels", [("resnet18", [64, 128, 256, 512]), ("resnet50", [256, 512, 1024, 2048]),
-                                           ("mobilenetv2", [24, 32, 96, 1280]), ("shufflenetv2", [116, 232, 464, 1024])])
+@pytest.mark.parametrize("name,channels", [("resnet18", [64, 64, 128, 256, 512]), ("resnet50", [64, 256, 512, 1024, 2048]),
+                                           ("mobilenetv2", [32, 24, 32, 96, 1280]),
+                                           ("shufflenetv2", [24, 116, 232, 464, 1024])])
 def test_models_follow_mdistillers_feature_contract(name, channels):
     m = build_model(name, 5).eval()
     logits, feats = m(torch.randn(2, 3, 64, 64))
     assert logits.shape == (2, 5)
     assert m.get_stage_channels() == channels
-    assert [f.shape[1] for f in feats["feats"][1:]] == channels
+    assert [f.shape[1] for f in feats["feats"]] == channels  # one per feature map, stem first
+    bns = [b.num_features for b in m.get_bn_before_relu()]
+    # a ShuffleNetV2 stage concatenates two branches: its last BN covers the half it computes
+    assert bns == ([c // 2 for c in channels[1:-1]] + channels[-1:] if name == "shufflenetv2" else channels[1:])
     assert feats["pooled_feat"].shape == (2, m.num_features)
     assert len(feats["preact_feats"]) == len(feats["feats"])
     if name.startswith("resnet"):  # pre-activation really is before the final ReLU

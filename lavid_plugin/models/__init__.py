@@ -2,8 +2,10 @@
 
 ``feats`` holds ``"pooled_feat"`` ([B, D], before the classifier), ``"feats"`` (stem output, then
 each stage's output) and ``"preact_feats"`` (the same before each stage's final ReLU, where the
-architecture has one). ``get_stage_channels()`` lists the stage channels (without the stem), as
-mdistiller's ImageNet models do.
+architecture has one). ``get_stage_channels()`` gives one channel count per entry of ``feats``
+(stem first) and ``get_bn_before_relu()`` the BN ending each stage after the stem, as mdistiller's
+CIFAR models do, so that OFD's ``[1:]`` slices pair each stage's features with its channels
+(mdistiller's ImageNet ResNets list 4 channels for 5 feats, which breaks OFD).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ class ResNet(nn.Module):
         self.num_features = net.fc.in_features
 
     def get_stage_channels(self):
-        return [self._out_ch(layer) for layer in (self.layer1, self.layer2, self.layer3, self.layer4)]
+        return [self.bn1.num_features] + [self._out_ch(layer) for layer in (self.layer1, self.layer2, self.layer3,
+                                                                            self.layer4)]
 
     @staticmethod
     def _out_ch(layer):
@@ -76,7 +79,7 @@ class MobileNetV2(nn.Module):
         self.num_features = net.last_channel
 
     def get_stage_channels(self):
-        return [self._channels(self.features[i]) for i in self.STAGE_ENDS]
+        return [self._channels(self.features[i]) for i in (0,) + self.STAGE_ENDS]
 
     @staticmethod
     def _channels(m):
@@ -108,7 +111,8 @@ class ShuffleNetV2(nn.Module):
         self.num_features = net.fc.in_features
 
     def get_stage_channels(self):
-        return [s[-1].branch2[-3].out_channels * 2 for s in (self.stage2, self.stage3, self.stage4)] + [self.num_features]
+        return [self.conv1[0].out_channels] + [s[-1].branch2[-3].out_channels * 2 for s in
+                                               (self.stage2, self.stage3, self.stage4)] + [self.num_features]
 
     def get_bn_before_relu(self):
         return [s[-1].branch2[-2] for s in (self.stage2, self.stage3, self.stage4)] + [self.conv5[1]]
