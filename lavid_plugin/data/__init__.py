@@ -76,8 +76,9 @@ class ImageList(Dataset):
 
 
 def image_list_of(dataset):
-    """The :class:`ImageList` under a ``Subset`` (DDP's validation shards), or None."""
-    while isinstance(dataset, torch.utils.data.Subset):
+    """The :class:`ImageList` under a ``Subset`` (DDP's validation shards) or another wrapper
+    (CRD's contrastive sampling), or None."""
+    while not isinstance(dataset, ImageList) and "dataset" in vars(dataset):
         dataset = dataset.dataset
     return dataset if isinstance(dataset, ImageList) else None
 
@@ -167,8 +168,10 @@ def get_dataset(cfg, views=None):
     """mdistiller's entry point: ``(train_loader, val_loader, num_data, num_classes)``."""
     from ..distillers import distiller_dict
 
+    cls = distiller_dict[cfg.DISTILLER.TYPE]
     if views is None:
-        views = distiller_dict[cfg.DISTILLER.TYPE].views_for(cfg)
+        views = cls.views_for(cfg)
     splits = build_splits(cfg, views)
+    splits.train = cls.wrap_train_set(cfg, splits.train)
     train, val = build_loaders(cfg, splits)
     return train, val, len(splits.train), len(splits.classes)

@@ -1,8 +1,12 @@
 """Stage 2 distillers with mdistiller's contract, and their registry ``distiller_dict``.
 
-Each class may refine three class methods instead of ``if TYPE == ...`` chains elsewhere:
+Each class may refine four class methods instead of ``if TYPE == ...`` chains elsewhere:
 ``needs_teacher(cfg)``, ``views_for(cfg)`` (``("image",)`` or ``("weak", "strong")``: what the
-train loader must yield) and ``build(student, teacher, cfg, ctx)``.
+train loader must yield), ``wrap_train_set(cfg, dataset)`` (e.g. CRD's contrastive sampling) and
+``build(student, teacher, cfg, ctx)``.
+
+When mdistiller (or its logit-standardization fork) is installed, its whole zoo is registered too
+(:mod:`.zoo`): ``MD_<NAME>`` for each of its distillers, and ``<NAME>`` where the plugin has none.
 """
 
 from ._base import Distiller, Vanilla
@@ -20,6 +24,12 @@ distiller_dict = {
     "RKD": RKD,
     "LAVID": LaViD,
 }
+#: plugin-native names; the rest of distiller_dict comes from mdistiller's zoo when it is installed
+PLUGIN_DISTILLERS = tuple(distiller_dict)
 
-__all__ = ["Distiller", "Vanilla", "KD", "DKD", "MLKD", "RKD", "LaViD", "distiller_dict", "kd_loss", "dkd_loss",
+from . import zoo  # noqa: E402
+
+MDISTILLER_DISTILLERS = tuple(zoo.register(distiller_dict))
+
+__all__ = ["PLUGIN_DISTILLERS", "MDISTILLER_DISTILLERS", "Distiller", "Vanilla", "KD", "DKD", "MLKD", "RKD", "LaViD", "distiller_dict", "kd_loss", "dkd_loss",
            "mlkd_loss", "rkd_loss", "lavid_loss"]

@@ -31,6 +31,11 @@ class Distiller(nn.Module):
         return ("image",)
 
     @classmethod
+    def wrap_train_set(cls, cfg, dataset):
+        """The training set as this distiller's loader needs it (CRD: contrastive indices)."""
+        return dataset
+
+    @classmethod
     def build(cls, student, teacher, cfg, ctx):
         return cls(student, teacher, cfg)
 

@@ -70,6 +70,7 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True):
     if world > 1:
         dist.barrier()
     splits = build_splits(cfg, views, run_dir=run_dir)
+    splits.train = distiller_dict[cfg.DISTILLER.TYPE].wrap_train_set(cfg, splits.train)
     gen = torch.Generator()
     gen.manual_seed(max(cfg.EXPERIMENT.SEED, 0))
     train_loader, val_loader = build_loaders(cfg, splits, rank=rank, world=world, generator=gen)
