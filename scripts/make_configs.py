@@ -36,17 +36,21 @@ IMAGENET_GROUPS = ["artifact", "bird", "consumer_goods", "container", "device", 
 SIGNATURE_NAME = "qwen2.5-7b_chat_50-5.safetensors"
 SIGNATURE_DIR = {"waterbirds": "cub"}
 
+#: MLKD's settings, also under KD: the logit-standardization fork's MLKD reads KD.*, the plugin's MLKD.*
+_MLKD = {"MLKD": {"TEMPERATURE": 1.0, "LOSS": {"CE_WEIGHT": 0.5, "KD_WEIGHT": 0.5}},
+         "KD": {"TEMPERATURE": 1, "LOSS": {"CE_WEIGHT": 0.5, "KD_WEIGHT": 0.5}},
+         "SOLVER": {"TRAINER": "ours"}}  # the fork's two-view trainer (the bridge adds it to upstream)
 METHOD_NODES = {
     "vanilla": {"DISTILLER": {"TYPE": "NONE"}},
     "kd": {"DISTILLER": {"TYPE": "KD"}, "KD": {"TEMPERATURE": 1, "LOSS": {"CE_WEIGHT": 0.5, "KD_WEIGHT": 0.5}}},
     "rkd": {"DISTILLER": {"TYPE": "RKD"}},
     "dkd": {"DISTILLER": {"TYPE": "DKD"}, "DKD": {"T": 4.0, "ALPHA": 1.0, "BETA": 2.0, "WARMUP": 1, "CE_WEIGHT": 1.0}},
-    "mlkd": {"DISTILLER": {"TYPE": "MLKD"}, "MLKD": {"TEMPERATURE": 1.0, "LOSS": {"CE_WEIGHT": 0.5, "KD_WEIGHT": 0.5}}},
-    "ls": {"DISTILLER": {"TYPE": "MLKD"}, "EXPERIMENT": {"LOGIT_STAND": True},
-           "MLKD": {"TEMPERATURE": 1.0, "LOSS": {"CE_WEIGHT": 0.5, "KD_WEIGHT": 0.5}}},
-    "lavid": {"DISTILLER": {"TYPE": "LAVID"}, "LAVID": {"BASE": "NONE", "LOSS": {"CE_WEIGHT": 1.0, "LAVID_WEIGHT": 40.0}}},
-    "lavid_ls": {"DISTILLER": {"TYPE": "LAVID"}, "EXPERIMENT": {"LOGIT_STAND": True},
-                 "MLKD": {"TEMPERATURE": 1.0, "LOSS": {"CE_WEIGHT": 0.5, "KD_WEIGHT": 0.5}},
+    "mlkd": {"DISTILLER": {"TYPE": "MLKD"}, **_MLKD},
+    "ls": {"DISTILLER": {"TYPE": "MLKD"}, "EXPERIMENT": {"LOGIT_STAND": True}, **_MLKD},
+    # LaViD alone: the signature is the only teacher (mdistiller's tools/train.py builds a "teacher")
+    "lavid": {"DISTILLER": {"TYPE": "LAVID", "TEACHER": "LLMSignature"},
+              "LAVID": {"BASE": "NONE", "LOSS": {"CE_WEIGHT": 1.0, "LAVID_WEIGHT": 40.0}}},
+    "lavid_ls": {"DISTILLER": {"TYPE": "LAVID"}, "EXPERIMENT": {"LOGIT_STAND": True}, **_MLKD,
                  "LAVID": {"BASE": "MLKD", "LOSS": {"CE_WEIGHT": 1.0, "LAVID_WEIGHT": 40.0}}},
 }
 VISUAL_TEACHER = {"kd", "rkd", "dkd", "mlkd", "ls", "lavid_ls"}
@@ -97,6 +101,8 @@ def config(dataset: str, student: str, method: str, table: str, group: str = "")
     if group:
         cfg["DATASET"]["GROUP"] = group
     cfg = merge(cfg, METHOD_NODES[method])
+    if cfg["SOLVER"].get("TRAINER") == "ours":  # keep SOLVER's keys together
+        cfg["SOLVER"] = {"TRAINER": cfg["SOLVER"].pop("TRAINER"), **cfg["SOLVER"]}
     if method in VISUAL_TEACHER:
         cfg["DISTILLER"].update(TEACHER="resnet50", TEACHER_CKPT=teacher_ckpt(dataset))
     if method.startswith("lavid"):

@@ -162,6 +162,8 @@ def register(registry: dict) -> list[str]:
         return []
     added = []
     for name, cls in md.items():
+        if cls.__module__.split(".")[0] in ("lavid_plugin", "mdistiller_patches"):
+            continue  # the bridge's own entries (LAVID, PLUGIN_*) once it has patched mdistiller
         a = adapter(name.upper(), cls)
         for key in ([f"MD_{name.upper()}"] + ([name.upper()] if name.upper() not in registry else [])):
             registry[key] = a
