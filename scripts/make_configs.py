@@ -96,7 +96,7 @@ def config(dataset: str, student: str, method: str, table: str, group: str = "")
                     "NUM_WORKERS": 8, "TEST": {"BATCH_SIZE": 64}},
         "DISTILLER": {"STUDENT": STUDENTS.get(student, "resnet50")},
         "SOLVER": solver(dataset),
-        "LOG": {"PREFIX": "./output"},
+        "LOG": {"PREFIX": "./output", "WANDB": False},  # upstream mdistiller defaults WANDB to True
     }
     if group:
         cfg["DATASET"]["GROUP"] = group

@@ -146,3 +146,46 @@ def test_the_enable_hook_patches_mdistiller_on_import(tmp_path):
         "print('LAVID' in distiller_dict, 'LAVID' in CFG)\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout.strip() == "True True", out.stderr
+
+
+@pytest.mark.parametrize("extra", [[], ["LAVID.BASE", "MLKD", "EXPERIMENT.LOGIT_STAND", "True", "SOLVER.TRAINER", "ours",
+                                          "DISTILLER.TEACHER", "resnet50"]], ids=["lavid", "lavid_mlkd_ls_r50"])
+def test_mdistillers_own_train_py_runs_a_lavid_demo_config(demo, tmp_path, extra):
+    """Its unmodified tools/train.py, with the bridge's start-up hook and `.cuda()` made a no-op (CPU)."""
+    import subprocess
+    import sys
+
+    import mdistiller
+
+    script = Path(mdistiller.__file__).resolve().parents[1] / "tools" / "train.py"
+    if not script.is_file():
+        pytest.skip(f"mdistiller is installed without its tools/train.py ({script})")
+    preamble = ("import runpy, sys, torch\n"
+                "torch.Tensor.cuda = lambda self, *a, **k: self\n"
+                "torch.nn.Module.cuda = lambda self, *a, **k: self\n"
+                "import mdistiller_patches._autoload\n"
+                "sys.argv = sys.argv[1:]\n"
+                "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    cmd = [sys.executable, "-c", preamble, str(script), "--cfg", str(ROOT / "configs/lavid/demo/res18.yaml"),
+           "SOLVER.EPOCHS", "1", "LOG.PREFIX", "out", "LOG.WANDB", "False", "DATASET.NUM_WORKERS", "0",
+           "DATASET.ROOT", str(demo / "demo"), "DATASET.IMAGE_SIZE", "32",
+           "LAVID.SIGNATURE", str(demo / "sig.safetensors"), "DISTILLER.TEACHER_CKPT", str(demo / "r50.pth"), *extra]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    logs = list((tmp_path / "out").rglob("worklog.txt"))
+    assert len(logs) == 1 and "best_acc" in logs[0].read_text()
+    assert "Extra parameters of LAVID" in out.stdout
+
+
+def test_check_mdistiller_cuda_script_fails_clearly_without_a_gpu():
+    import subprocess
+    import sys
+
+    import mdistiller
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: run scripts/check_mdistiller_cuda.sh itself")
+    clone = Path(mdistiller.__file__).resolve().parents[1]
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "check_mdistiller_cuda.sh"), str(clone)],
+                         capture_output=True, text=True, env={**__import__("os").environ, "PYTHON": sys.executable})
+    assert out.returncode == 3 and "no CUDA device" in out.stderr
