@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from helpers import random_signature, tiny_cfg
-from lavid_plugin.distillers import LaViD, distiller_dict, lavid_loss
+from lavid_plugin.distillers import PLUGIN_DISTILLERS, LaViD, distiller_dict, lavid_loss
 from lavid_plugin.errors import LavidError
 from lavid_plugin.models import build_model
 
@@ -34,7 +34,7 @@ def batch(views, seed=0):
     return {"image": x}, y
 
 
-@pytest.mark.parametrize("kind", sorted(distiller_dict))
+@pytest.mark.parametrize("kind", sorted(PLUGIN_DISTILLERS))  # mdistiller's zoo: test_mdistiller_zoo.py
 def test_every_distiller_trains_like_mdistiller(kind):
     d, cfg = make(kind, base="MLKD" if kind == "LAVID" else "NONE")
     d.train()
