@@ -203,3 +203,14 @@ def test_imagenet_groups_match_the_papers_appendix(capsys):
         assert len(only_paper) <= 4 and renamed <= 4, report[-1]
     with capsys.disabled():
         print("\nImageNet groups vs the paper's appendix:\n  " + "\n  ".join(report))
+
+
+def test_a_failed_download_is_named(tmp_path, monkeypatch):
+    import torchvision.datasets as tvd
+
+    def offline(*a, **k):
+        raise OSError("no network")
+
+    monkeypatch.setattr(tvd.OxfordIIITPet, "_download", offline)
+    with pytest.raises(LavidError, match=r"pets: torchvision could not download it .*no network"):
+        build_splits(cfg_for("pets", tmp_path, DATASET__DOWNLOAD=True))

@@ -48,6 +48,15 @@ def require(root: Path, rel_paths, dataset: str) -> None:
                              f"  (DATASET.ROOT is where the publisher's archive was extracted)")
 
 
+def download(dataset: str, tv_class, root: Path, **kw) -> None:
+    """torchvision's ``download=True`` (``DATASET.DOWNLOAD``), its failure named."""
+    try:
+        tv_class(str(root), download=True, **kw)
+    except Exception as e:  # network errors, dead URLs, checksum mismatches
+        raise LavidError(f"{dataset}: torchvision could not download it into {root}: {type(e).__name__}: {e}\n"
+                         f"  download it yourself; expected layout: {' '.join(LAYOUTS[dataset].split())}") from None
+
+
 def _splits(cfg, train_samples, val_samples, classes, train_tf, val_tf, **kw) -> Splits:
     return Splits(ImageList(train_samples, classes, train_tf, with_index=True),
                   ImageList(val_samples, classes, val_tf), list(classes), **kw)
@@ -104,7 +113,7 @@ def caltech101(cfg, train_tf, val_tf, run_dir=None) -> Splits:
 
     root = Path(cfg.DATASET.ROOT)
     if cfg.DATASET.DOWNLOAD:
-        Caltech101(str(root), download=True)
+        download("caltech101", Caltech101, root)
     require(root, ("caltech101/101_ObjectCategories",), "caltech101")
     tv = Caltech101(str(root))
     base = root / "caltech101" / "101_ObjectCategories"
@@ -157,7 +166,7 @@ def flowers(cfg, train_tf, val_tf, run_dir=None) -> Splits:
     root = Path(cfg.DATASET.ROOT)
     cls = _flowers_cls()
     if cfg.DATASET.DOWNLOAD:
-        cls(str(root), download=True)
+        download("flowers", cls, root)
     require(root / "flowers-102", ("jpg", "imagelabels.mat", "setid.mat"), "flowers")
     parts = {s: cls(str(root), split=s) for s in ("train", "val", "test")}
     samples = {s: [(str(p), y) for p, y in zip(d._image_files, d._labels)] for s, d in parts.items()}
@@ -172,7 +181,7 @@ def aircraft(cfg, train_tf, val_tf, run_dir=None) -> Splits:
 
     root = Path(cfg.DATASET.ROOT)
     if cfg.DATASET.DOWNLOAD:
-        FGVCAircraft(str(root), download=True)
+        download("aircraft", FGVCAircraft, root)
     data = root / "fgvc-aircraft-2013b" / "data"
     require(data, ("images", "variants.txt", "images_variant_trainval.txt", "images_variant_test.txt"), "aircraft")
     try:
@@ -190,7 +199,7 @@ def pets(cfg, train_tf, val_tf, run_dir=None) -> Splits:
 
     root = Path(cfg.DATASET.ROOT)
     if cfg.DATASET.DOWNLOAD:
-        OxfordIIITPet(str(root), download=True)
+        download("pets", OxfordIIITPet, root)
     require(root / "oxford-iiit-pet", ("images", "annotations/trainval.txt", "annotations/test.txt"), "pets")
     try:
         parts = {s: OxfordIIITPet(str(root), split=s) for s in ("trainval", "test")}
@@ -207,6 +216,8 @@ def cars(cfg, train_tf, val_tf, run_dir=None) -> Splits:
     from torchvision.datasets import StanfordCars
 
     root = Path(cfg.DATASET.ROOT)
+    if cfg.DATASET.DOWNLOAD:
+        download("cars", StanfordCars, root)
     require(root / "stanford_cars", ("devkit/cars_meta.mat", "devkit/cars_train_annos.mat",
                                      "cars_test_annos_withlabels.mat", "cars_train", "cars_test"), "cars")
     parts = {s: StanfordCars(str(root), split=s) for s in ("train", "test")}
