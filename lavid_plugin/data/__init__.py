@@ -41,8 +41,8 @@ class ImageList(Dataset):
         self.transform, self.with_index = transform, with_index
         self.groups = None if groups is None else list(groups)
         self.draft_size = draft_size
-        # one flag per sample, in shared memory so DataLoader workers' marks are seen by the trainer
-        self.bad = torch.zeros(max(len(self.samples), 1), dtype=torch.uint8).share_memory_()
+        # one flag per sample; build_loaders moves it to shared memory when workers will write to it
+        self.bad = torch.zeros(max(len(self.samples), 1), dtype=torch.uint8)
 
     def __len__(self):
         return len(self.samples)
@@ -154,6 +154,10 @@ def build_loaders(cfg, splits: Splits, *, rank: int = 0, world: int = 1, generat
 
     sampler = DistributedSampler(splits.train, world, rank, shuffle=True, seed=max(cfg.EXPERIMENT.SEED, 0)) \
         if world > 1 else None
+    if cfg.DATASET.NUM_WORKERS > 0:  # workers mark unreadable images; the trainer must see their marks
+        for ds in (splits.train, splits.val):
+            if image_list_of(ds) is not None:
+                image_list_of(ds).bad.share_memory_()
     train = DataLoader(splits.train, batch_size=cfg.SOLVER.BATCH_SIZE, shuffle=sampler is None, sampler=sampler,
                        num_workers=cfg.DATASET.NUM_WORKERS, drop_last=False, generator=generator,
                        pin_memory=torch.cuda.is_available(), collate_fn=skip_unreadable)
