@@ -57,7 +57,7 @@ def download(dataset: str, tv_class, root: Path, **kw) -> None:
                          f"  download it yourself; expected layout: {' '.join(LAYOUTS[dataset].split())}") from None
 
 
-def _splits(cfg, train_samples, val_samples, classes, train_tf, val_tf, **kw) -> Splits:
+def _splits(train_samples, val_samples, classes, train_tf, val_tf, **kw) -> Splits:
     return Splits(ImageList(train_samples, classes, train_tf, with_index=True),
                   ImageList(val_samples, classes, val_tf), list(classes), **kw)
 
@@ -97,7 +97,7 @@ def cub(cfg, train_tf, val_tf, run_dir=None) -> Splits:
             raise LavidError(f"cub: image id {img_id} ({rel}) has no label or split in {root}")
         sample = (str(root / "images" / rel), int(labels[img_id]) - 1)
         (train if is_train[img_id] == "1" else test).append(sample)
-    return _splits(cfg, train, test, classes, train_tf, val_tf)
+    return _splits(train, test, classes, train_tf, val_tf)
 
 
 # ------------------------------------------------------------------------------------ Caltech-101
@@ -143,7 +143,7 @@ def caltech101(cfg, train_tf, val_tf, run_dir=None) -> Splits:
     label = dict(zip(rel, labels))
     train = [(str(base / r), label[r]) for r in split["train"]]
     test = [(str(base / r), label[r]) for r in split["test"]]
-    return _splits(cfg, train, test, classes, train_tf, val_tf)
+    return _splits(train, test, classes, train_tf, val_tf)
 
 
 # ------------------------------------------------------------------------------------- Flowers-102
@@ -171,7 +171,7 @@ def flowers(cfg, train_tf, val_tf, run_dir=None) -> Splits:
     parts = {s: cls(str(root), split=s) for s in ("train", "val", "test")}
     samples = {s: [(str(p), y) for p, y in zip(d._image_files, d._labels)] for s, d in parts.items()}
     classes = [FLOWERS_RENAMES.get(c, c) for c in cls.classes]
-    return _splits(cfg, samples["train"] + samples["val"], samples["test"], classes, train_tf, val_tf)
+    return _splits(samples["train"] + samples["val"], samples["test"], classes, train_tf, val_tf)
 
 
 # ----------------------------------------------------------------------------------- FGVC-Aircraft
@@ -189,7 +189,7 @@ def aircraft(cfg, train_tf, val_tf, run_dir=None) -> Splits:
     except KeyError as e:
         raise LavidError(f"aircraft: variant {e} of an image list is not in {data / 'variants.txt'}") from None
     samples = {s: list(zip(d._image_files, d._labels)) for s, d in parts.items()}
-    return _splits(cfg, samples["trainval"], samples["test"], parts["test"].classes, train_tf, val_tf)
+    return _splits(samples["trainval"], samples["test"], parts["test"].classes, train_tf, val_tf)
 
 
 # ------------------------------------------------------------------------------- Oxford-IIIT Pet
@@ -207,7 +207,7 @@ def pets(cfg, train_tf, val_tf, run_dir=None) -> Splits:
         raise LavidError(f"pets: a line of {root / 'oxford-iiit-pet/annotations'} is not "
                          f"'<image> <class id> <species> <breed id>': {e}") from None
     samples = {s: [(str(p), y) for p, y in zip(d._images, d._labels)] for s, d in parts.items()}
-    return _splits(cfg, samples["trainval"], samples["test"], parts["trainval"].classes, train_tf, val_tf)
+    return _splits(samples["trainval"], samples["test"], parts["trainval"].classes, train_tf, val_tf)
 
 
 # --------------------------------------------------------------------------------- Stanford Cars
@@ -222,7 +222,7 @@ def cars(cfg, train_tf, val_tf, run_dir=None) -> Splits:
                                      "cars_test_annos_withlabels.mat", "cars_train", "cars_test"), "cars")
     parts = {s: StanfordCars(str(root), split=s) for s in ("train", "test")}
     samples = {s: [(p, int(y)) for p, y in d._samples] for s, d in parts.items()}
-    return _splits(cfg, samples["train"], samples["test"], parts["train"].classes, train_tf, val_tf)
+    return _splits(samples["train"], samples["test"], parts["train"].classes, train_tf, val_tf)
 
 
 # ------------------------------------------------------------------------------------ Waterbirds
@@ -294,7 +294,7 @@ def imagenet_group(cfg, train_tf, val_tf, run_dir=None) -> Splits:
         require(root / split, wnids, "imagenet_group")
     train = image_folder_samples(root / "train", wnids)
     val = image_folder_samples(root / "val", wnids)
-    return _splits(cfg, train, val, classes, train_tf, val_tf)
+    return _splits(train, val, classes, train_tf, val_tf)
 
 
 def demo_birds(cfg, train_tf, val_tf, run_dir=None) -> Splits:
@@ -307,7 +307,7 @@ def demo_birds(cfg, train_tf, val_tf, run_dir=None) -> Splits:
     if sig is not None and sig.resolve() == (root / "signature.safetensors").resolve():
         ensure_demo_signature(root)
     classes = json.loads((root / "classes.json").read_text())["classes"]
-    return _splits(cfg, image_folder_samples(root / "train", classes), image_folder_samples(root / "test", classes),
+    return _splits(image_folder_samples(root / "train", classes), image_folder_samples(root / "test", classes),
                    classes, train_tf, val_tf)
 
 

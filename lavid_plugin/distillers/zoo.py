@@ -24,10 +24,6 @@ import torch
 
 from ..errors import LavidError
 
-#: the config node each mdistiller distiller reads, for error hints
-CFG_NODE = {"FITNET": "FITNET", "REVIEWKD": "REVIEWKD", "OFD": "OFD", "VID": "VID", "CRD": "CRD", "AT": "AT",
-            "KDSVD": "KDSVD", "NST": "NST", "PKT": "PKT", "SP": "SP", "RKD": "RKD"}
-
 
 def mdistiller_zoo():
     """mdistiller's ``distiller_dict``, or None when mdistiller is not installed."""
@@ -145,8 +141,7 @@ def adapter(name: str, md_cls):
                 if "NVIDIA" in str(e) or "CUDA" in str(e):
                     raise LavidError(f"unsupported here: {what} needs CUDA (mdistiller's code calls .cuda()): "
                                      f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
-                node = CFG_NODE.get(name)
-                hint = f"; its settings live in CFG.{node} (sized for CIFAR by default)" if node else ""
+                hint = f"; its settings live in CFG.{name} (sized for CIFAR by default)" if name in cfg else ""
                 raise LavidError(f"unsupported: {what} cannot run at {cfg.DATASET.IMAGE_SIZE} px: "
                                  f"{type(e).__name__}: {e}{hint}") from None
             return model

@@ -65,9 +65,9 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True):
     views = distiller_dict[cfg.DISTILLER.TYPE].views_for(cfg)
     name = experiment_name(cfg, list(opts))
     run_dir = os.path.join(cfg.LOG.PREFIX, name)
-    if rank == 0:  # rank 0 prepares data (the demo, a drawn split) before the others read it
-        build_splits(cfg, views, run_dir=run_dir)
-    if world > 1:
+    if world > 1:  # rank 0 prepares data (the demo, a drawn split) before the others read it
+        if rank == 0:
+            build_splits(cfg, views, run_dir=run_dir)
         dist.barrier()
     splits = build_splits(cfg, views, run_dir=run_dir)
     splits.train = distiller_dict[cfg.DISTILLER.TYPE].wrap_train_set(cfg, splits.train)
