@@ -224,13 +224,13 @@ class Trainer:
         bar = tqdm(total=len(self.train_loader), desc=f"epoch {epoch}", disable=not self.progress, dynamic_ncols=True,
                    leave=False)
         t0, seen = time.perf_counter(), 0
-        max_bad = self.cfg.DATASET.MAX_BAD_FRACTION
+        max_bad, bad = self.cfg.DATASET.MAX_BAD_FRACTION, 0
         for batch in self.train_loader:
+            # the batch is loaded, so its unreadable images are marked: stop here if too many failed
+            bad = check_bad_images(self.train_loader.dataset, max_bad, "training")
             if batch is None:  # every image of the batch was unreadable
-                check_bad_images(self.train_loader.dataset, max_bad, "training")
                 continue
             preds, losses, loss, target = self.run_step(batch, epoch)
-            check_bad_images(self.train_loader.dataset, max_bad, "training")
             n = target.shape[0]
             seen += n
             acc1, acc5 = accuracy(preds.float(), target, topk=(1, 5))
@@ -246,7 +246,6 @@ class Trainer:
             bar.set_postfix(loss=f"{meters['losses'].avg:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
             bar.update()
         bar.close()
-        bad = check_bad_images(self.train_loader.dataset, max_bad, "training")
         log = OrderedDict(train_acc=meters["top1"].avg, train_loss=meters["losses"].avg)
         log.update(self.evaluate())
         bad_val = check_bad_images(self.val_loader.dataset, max_bad, "test")
