@@ -3,7 +3,9 @@
     lavid report output/ --table 1 --out reports/table1
 
 Each run folder (found recursively under the given paths) holds ``worklog.txt`` and the
-``config.yaml`` the trainer writes; the config says dataset, student, method and seed. Cells are the
+``config.yaml`` the trainer writes. Its ``EXPERIMENT.TAG``, written by the config generator
+(:mod:`lavid_plugin.tables`), names the run's table cell; a run whose tag names no cell of the
+table is listed under the table, never dropped in silence. Cells are the
 mean ± sample standard deviation over seeds; per column the best mean is **bold** and the second
 <u>underlined</u>, as in the paper. Two tables are written: the **final-epoch** accuracy (the
 headline) and, labelled as such, the **best-epoch** accuracy: mdistiller keeps the epoch with the
@@ -21,21 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import LavidError
+from .tables import TABLES, Cell, Table, cell_from_tag
 from .utils import atomic_write_text
-
-METHOD_ORDER = ["vanilla", "kd", "rkd", "dkd", "mlkd", "ls", "lavid", "lavid_ls"]
-STUDENT_SHORT = {"resnet18": "res18", "mobilenetv2": "mv2", "shufflenetv2": "shuv2", "resnet50": "res50"}
-DATASET_ORDER = ["cub", "caltech101", "flowers", "aircraft", "pets", "cars"]
-WATERBIRDS_METRICS = [("Average", "test_acc_avg_group"), ("Best", "test_acc_best_group"),
-                      ("Worst", "test_acc_worst_group")]
-
 
 @dataclass
 class Run:
     path: Path
-    dataset: str
-    student: str
-    method: str
+    cell: Cell | None  # None: its EXPERIMENT.TAG names no cell of lavid_plugin.tables
+    tag: str
     seed: int
     epochs: list = field(default_factory=list)  # one dict of worklog values per epoch
     planned_epochs: int = 0
@@ -46,22 +41,6 @@ class Run:
         if which == "final":
             return self.epochs[-1]
         return max(self.epochs, key=lambda e: e.get("test_acc", -1.0))
-
-
-def method_of(cfg: dict) -> str:
-    """Table row of a config: vanilla, kd, rkd, dkd, mlkd, ls (MLKD + LS), lavid, lavid_ls, ..."""
-    kind = cfg["DISTILLER"]["TYPE"].upper()
-    ls = bool(cfg["EXPERIMENT"].get("LOGIT_STAND", False))
-    if kind == "NONE":
-        return "vanilla"
-    if kind == "LAVID":
-        base = cfg.get("LAVID", {}).get("BASE", "NONE").upper()
-        if base == "NONE":
-            return "lavid"
-        return "lavid_ls" if base == "MLKD" and ls else f"lavid_{base.lower()}" + ("_ls" if ls else "")
-    if kind == "MLKD" and ls:
-        return "ls"
-    return kind.lower() + ("_ls" if ls else "")
 
 
 def parse_worklog(text: str) -> tuple[list[dict], bool]:
@@ -88,11 +67,8 @@ def load_run(folder: Path) -> Run:
         raise LavidError(f"{folder}: no config.yaml (written by the plugin's trainer); cannot tell its table cell")
     try:
         cfg = yaml.safe_load(cfg_path.read_text())
-        dataset = cfg["DATASET"]["TYPE"]
-        if dataset == "imagenet_group":
-            dataset = f"imagenet_{cfg['DATASET']['GROUP']}"
-        student = STUDENT_SHORT.get(cfg["DISTILLER"]["STUDENT"], cfg["DISTILLER"]["STUDENT"])
-        run = Run(folder, dataset, student, method_of(cfg), int(cfg["EXPERIMENT"]["SEED"]),
+        tag = str(cfg["EXPERIMENT"]["TAG"])
+        run = Run(folder, cell_from_tag(tag), tag, int(cfg["EXPERIMENT"]["SEED"]),
                   planned_epochs=int(cfg["SOLVER"]["EPOCHS"]))
     except (KeyError, TypeError, yaml.YAMLError) as e:
         raise LavidError(f"{cfg_path}: not a run config ({type(e).__name__}: {e})") from None
@@ -119,44 +95,62 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 @dataclass
-class Table:
+class Grid:
     title: str
-    columns: list  # (header, dataset, student, metric key)
+    columns: list  # (header, dataset folder, student, metric key)
     rows: list  # method names
     cells: dict  # (method, column index) -> list of values
 
 
-def build_table(runs: list[Run], table: int, which: str) -> Table:
-    if table == 1:
-        runs = [r for r in runs if r.dataset in DATASET_ORDER and r.student != "res50"]
-        keys = sorted({(r.dataset, r.student) for r in runs},
-                      key=lambda k: (DATASET_ORDER.index(k[0]), list(STUDENT_SHORT.values()).index(k[1])
-                                     if k[1] in STUDENT_SHORT.values() else 9))
-        columns = [(f"{d} {s}", d, s, "test_acc") for d, s in keys]
-    elif table == 3:
-        runs = [r for r in runs if r.dataset.startswith("imagenet_")]
-        columns = [(d[len("imagenet_"):], d, s, "test_acc") for d, s in sorted({(r.dataset, r.student) for r in runs})]
-    elif table == 4:
-        runs = [r for r in runs if r.dataset == "waterbirds" and r.student != "res50"]
-        students = sorted({r.student for r in runs}, key=lambda s: list(STUDENT_SHORT.values()).index(s)
-                          if s in STUDENT_SHORT.values() else 9)
-        columns = [(f"{s} {label}", "waterbirds", s, key) for s in students for label, key in WATERBIRDS_METRICS]
-    else:
-        raise LavidError(f"--table must be 1, 3 or 4, got {table}")
-    rows = sorted({r.method for r in runs}, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else 99, m))
+def grid_columns(table: Table, runs: list[Run]) -> list[tuple]:
+    """The table's (column, student, metric) triples that some run fills, in the table's order."""
+    present = {(r.cell.folder, r.cell.student) for r in runs}
+    out = []
+    for folder in table.folders:
+        for s in table.students:
+            if (folder, s) not in present:
+                continue
+            for label, key in table.metrics:
+                parts = ([folder.removeprefix("imagenet_")] if len(table.columns) > 1 else []) + \
+                        ([s] if len(table.students) > 1 else []) + ([label] if len(table.metrics) > 1 else [])
+                out.append((" ".join(parts), folder, s, key))
+    return out
+
+
+def build_grid(runs: list[Run], table: Table, which: str) -> Grid:
+    """``runs``: the table's own (their cells name it). Rows keep the table's method order."""
+    columns = grid_columns(table, runs)
+    rows = [m for m in table.methods if any(r.cell.method == m for r in runs)]
     cells: dict = {}
     for r in runs:
         values = r.metrics(which)
-        for j, (_, d, s, key) in enumerate(columns):
-            if (r.dataset, r.student) == (d, s):
+        for j, (_, folder, s, key) in enumerate(columns):
+            if (r.cell.folder, r.cell.student) == (folder, s):
                 if key not in values:
                     raise LavidError(f"{r.path / 'worklog.txt'}: no {key} in epoch {values.get('epoch')}")
-                cells.setdefault((r.method, j), []).append(values[key])
+                cells.setdefault((r.cell.method, j), []).append(values[key])
     label = "final epoch" if which == "final" else "best epoch (selected on the test set, as mdistiller's 'best')"
-    return Table(f"Table {table}: top-1 accuracy (%), {label}, mean ± std over seeds", columns, rows, cells)
+    return Grid(f"Table {table.key}: top-1 accuracy (%), {label}, mean ± std over seeds", columns, rows, cells)
 
 
-def rank_marks(table: Table) -> dict:
+def sort_runs(runs: list[Run], table: Table) -> tuple[list[Run], list[Run], list[Run]]:
+    """``(the table's runs, runs of other tables, runs whose cell no table knows)``."""
+    mine, other, unknown = [], [], []
+    known_tags = {t.tag for t in TABLES.values()} | {"teacher"}
+    for r in runs:
+        c = r.cell
+        if c is None or c.table not in known_tags:
+            unknown.append(r)
+        elif c.table != table.tag:
+            other.append(r)
+        elif c.folder in table.folders and c.student in table.students and c.method in table.methods:
+            mine.append(r)
+        else:
+            unknown.append(r)
+    return mine, other, unknown
+
+
+def rank_marks(table: Grid) -> dict:
     marks = {}
     for j in range(len(table.columns)):
         means = sorted({round(mean_std(v)[0], 2) for (m, jj), v in table.cells.items() if jj == j}, reverse=True)
@@ -167,7 +161,7 @@ def rank_marks(table: Table) -> dict:
     return marks
 
 
-def to_markdown(table: Table) -> str:
+def to_markdown(table: Grid) -> str:
     marks = rank_marks(table)
     out = [f"**{table.title}**", "", "| method | " + " | ".join(c[0] for c in table.columns) + " |",
            "|---|" + "---:|" * len(table.columns)]
@@ -188,7 +182,7 @@ def to_markdown(table: Table) -> str:
     return "\n".join(out) + "\n"
 
 
-def to_csv_rows(table: Table, which: str) -> list[list]:
+def to_csv_rows(table: Grid, which: str) -> list[list]:
     rows = []
     for m in table.rows:
         for j, (header, d, s, key) in enumerate(table.columns):
@@ -199,20 +193,26 @@ def to_csv_rows(table: Table, which: str) -> list[list]:
     return rows
 
 
-def report(paths, table: int, out: str | None = None, allow_unfinished: bool = False) -> str:
-    runs = find_runs(paths)
-    unfinished = [r for r in runs if not r.finished]
+def report(paths, table: str, out: str | None = None, allow_unfinished: bool = False) -> str:
+    key = str(table)
+    if key not in TABLES:
+        raise LavidError(f"--table must be one of {list(TABLES)}, got {table!r}")
+    spec = TABLES[key]
+    mine, other, unknown = sort_runs(find_runs(paths), spec)
+    unfinished = [r for r in mine if not r.finished]
     if unfinished and not allow_unfinished:
         listed = "\n  ".join(f"{r.path} ({len(r.epochs)}/{r.planned_epochs} epochs)" for r in unfinished[:10])
         raise LavidError(f"{len(unfinished)} run(s) have not finished (pass --allow-unfinished to use them):\n  {listed}")
-    runs = [r for r in runs if r.epochs]
+    mine = [r for r in mine if r.epochs]
+    if not mine:
+        raise LavidError(f"none of the {len(mine) + len(other) + len(unknown)} run(s) belongs to Table {key}"
+                         + (f"; not in any table: {', '.join(str(r.path) for r in unknown[:5])}" if unknown else ""))
     md, csv_rows = [], []
     for which in ("final", "best"):
-        t = build_table(runs, table, which)
-        if not t.cells:
-            raise LavidError(f"none of the {len(runs)} run(s) belongs to Table {table}")
+        t = build_grid(mine, spec, which)
         md.append(to_markdown(t))
         csv_rows += to_csv_rows(t, which)
+    md.append(skipped_note(other, unknown))
     text = "\n".join(md)
     if out:
         buf = io.StringIO()
@@ -224,10 +224,23 @@ def report(paths, table: int, out: str | None = None, allow_unfinished: bool = F
     return text
 
 
+def skipped_note(other: list[Run], unknown: list[Run]) -> str:
+    """What the table leaves out, said: counts of other tables' runs, and each run no table knows."""
+    lines = []
+    if other:
+        counts: dict = {}
+        for r in other:
+            counts[r.cell.table] = counts.get(r.cell.table, 0) + 1
+        lines.append("Not in this table: " + ", ".join(f"{n} run(s) of {t}" for t, n in sorted(counts.items())) + ".")
+    for r in unknown:
+        lines.append(f"Not in any table (EXPERIMENT.TAG {r.tag!r}): {r.path}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def add_parser(sub) -> None:
     r = sub.add_parser("report", help="the paper's tables (Markdown + CSV) from finished runs' worklogs")
     r.add_argument("runs", nargs="+", help="run folders, or folders to search for them")
-    r.add_argument("--table", type=int, required=True, choices=(1, 3, 4))
+    r.add_argument("--table", required=True, choices=list(TABLES))
     r.add_argument("--out", default=None, help="write OUT.md and OUT.csv (default: print the Markdown only)")
     r.add_argument("--allow-unfinished", action="store_true", help="use runs that stopped before SOLVER.EPOCHS")
 

@@ -1,5 +1,7 @@
-"""Every config of the paper's tables merges with tools/train.py's loader and builds its distiller
-on a fake dataset of its type."""
+"""The configs under configs/lavid/ are views of lavid_plugin/tables.py: every cell has its file, every
+file is its cell's data, each dataset's signature aligns, and one distiller per method x student builds.
+
+Configs are checked as data (cheap); models are built once per distinct (method, student) pair."""
 
 import subprocess
 import sys
@@ -10,18 +12,22 @@ import torch
 
 from fake_trees import WRITERS
 from helpers import random_signature
+from lavid_plugin import tables
 from lavid_plugin.config import load_cfg
 from lavid_plugin.data import build_splits
+from lavid_plugin.data.datasets import DATASETS
 from lavid_plugin.distillers import distiller_dict
-from lavid_plugin.engine.build import build_distiller
+from lavid_plugin.engine.build import BuildContext, build_distiller, distiller_class
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(p for p in (ROOT / "configs" / "lavid").glob("*/*.yaml") if p.parent.name != "demo")
+CONFIG_DIR = ROOT / "configs" / "lavid"
+CONFIGS = sorted(p for p in CONFIG_DIR.glob("*/*.yaml") if p.parent.name != "demo")
 
 
 def test_every_table_cell_has_its_config():
     assert subprocess.run([sys.executable, str(ROOT / "scripts" / "make_configs.py"), "--check"]).returncode == 0
-    names = {str(p.relative_to(ROOT / "configs" / "lavid")) for p in CONFIGS}
+    names = {str(p.relative_to(CONFIG_DIR)) for p in CONFIGS}
+    assert names == {c.path for c in tables.all_cells()}
     for d in ("cub", "caltech101", "flowers", "aircraft", "pets", "cars"):
         for s in ("res18", "mv2", "shuv2"):
             assert f"{d}/{s}.yaml" in names  # LaViD
@@ -37,9 +43,32 @@ def test_every_table_cell_has_its_config():
     assert len(CONFIGS) == 6 * (3 * 8 + 1) + (3 * 6 + 1) + 9 * 2
 
 
-@pytest.fixture(scope="module")
+def test_each_config_merges_and_is_its_cells_data():
+    for path in CONFIGS:
+        cfg = load_cfg(str(path))  # as tools/train.py merges it
+        cell = tables.cell_from_tag(cfg.EXPERIMENT.TAG)
+        rel = str(path.relative_to(CONFIG_DIR))
+        assert cell is not None and cell.path == rel, rel
+        assert (cfg.DATASET.TYPE, cfg.DATASET.GROUP) == (cell.dataset, cell.group), rel
+        assert cfg.DATASET.TYPE in DATASETS and cfg.DISTILLER.TYPE in distiller_dict, rel
+        assert cfg.DISTILLER.STUDENT == tables.STUDENTS[cell.student], rel
+        assert (cfg.EXPERIMENT.PROJECT, cfg.EXPERIMENT.NAME) == (cell.project, f"{cell.student}_{cell.method}"), rel
+        teacher = cell.teacher()
+        assert (cfg.DISTILLER.TEACHER_CKPT == f"./output/{teacher.project}/res50_vanilla/student_best") \
+            == cell.needs_visual_teacher, rel
+        assert bool(cfg.LAVID.SIGNATURE) == (cell.method in tables.READS_SIGNATURE), rel
+        if cell.dataset == "imagenet_group":
+            assert (cfg.SOLVER.EPOCHS, cfg.SOLVER.BATCH_SIZE, cfg.SOLVER.LR) == (100, 512, 0.2), rel
+        else:  # the paper's fine-grained recipe
+            assert (cfg.SOLVER.EPOCHS, cfg.SOLVER.BATCH_SIZE, cfg.SOLVER.LR, list(cfg.SOLVER.LR_DECAY_STAGES),
+                    cfg.SOLVER.WEIGHT_DECAY) == (240, 16, 0.01, [150, 180, 210], 0.0005), rel
+        if cfg.EXPERIMENT.LOGIT_STAND:
+            assert cell.method in ("ls", "lavid_ls"), rel
+
+
+@pytest.fixture(scope="session")
 def fake(tmp_path_factory):
-    """Per dataset (and ImageNet group): a fake tree, a signature of its classes, a ResNet-50 teacher."""
+    """Per dataset (and ImageNet group): a fake tree, a signature of its teacher classes, a ResNet-50."""
     base = tmp_path_factory.mktemp("fake")
     cache = {}
 
@@ -47,37 +76,57 @@ def fake(tmp_path_factory):
         key = (cfg.DATASET.TYPE, cfg.DATASET.GROUP)
         if key not in cache:
             root = base / "_".join(k for k in key if k)
-            if cfg.DATASET.TYPE == "imagenet_group":
-                WRITERS["imagenet_group"](root, group=cfg.DATASET.GROUP)
-            else:
-                WRITERS[cfg.DATASET.TYPE](root)
+            WRITERS[key[0]](root, **({"group": key[1]} if key[1] else {}))
             over = ["DATASET.ROOT", str(root)]
             splits = build_splits(load_cfg(None, ["DATASET.TYPE", key[0], "DATASET.GROUP", key[1]] + over))
             sig = root / "sig.safetensors"
             random_signature(splits.signature_classes or splits.classes, counts=(5,) * 4).save(sig)
-            k = len(splits.classes)
-            teacher = base / f"res50_{k}.pth"
+            teacher = base / f"res50_{len(splits.classes)}.pth"
             if not teacher.exists():
                 from lavid_plugin.models import build_model
 
-                torch.save({"model": build_model("resnet50", k).state_dict()}, teacher)
+                torch.save({"model": build_model("resnet50", len(splits.classes)).state_dict()}, teacher)
             cache[key] = over + ["LAVID.SIGNATURE", str(sig), "DISTILLER.TEACHER_CKPT", str(teacher)]
         return cache[key]
 
     return get
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_config_merges_and_builds_its_distiller(path, fake):
-    cfg = load_cfg(str(path))  # as tools/train.py merges it
-    opts = fake(cfg)
-    cfg = load_cfg(str(path), opts)
-    views = distiller_dict[cfg.DISTILLER.TYPE].views_for(cfg)
-    splits = build_splits(cfg, views)
-    model = build_distiller(cfg, splits.classes, len(splits.train), splits=splits)
+def _setup(path, fake):
+    from lavid_plugin.engine.build import setup_data
+
+    cfg = load_cfg(str(path), fake(load_cfg(str(path))) + ["DATASET.NUM_WORKERS", "0"])
+    return cfg, setup_data(cfg)
+
+
+LAVID_PER_DATASET = sorted({CONFIG_DIR / c.path for c in tables.all_cells() if c.method == "lavid"})
+
+
+@pytest.mark.parametrize("path", LAVID_PER_DATASET, ids=lambda p: p.parent.name)
+def test_each_datasets_signature_aligns_to_its_fake_tree(path, fake):
+    cfg, run = _setup(path, fake)
+    loaded = run.context.load_teacher(distiller_class(cfg).precomputed_teacher(cfg))
+    want = run.splits.signature_classes or run.splits.classes
+    assert loaded.table.class_names == want and loaded.table.dim == 20
+    assert (loaded.sample_rows is not None) == (cfg.DATASET.TYPE == "waterbirds")
+
+
+def _first_config_per_method_and_student():
+    out = {}
+    for c in tables.all_cells():
+        out.setdefault((c.method, c.student), CONFIG_DIR / c.path)
+    return sorted(out.values())
+
+
+@pytest.mark.parametrize("path", _first_config_per_method_and_student(), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_one_distiller_per_method_and_student_builds(path, fake):
+    cfg, run = _setup(path, fake)
+    model = build_distiller(cfg, run.context)
     assert isinstance(model, distiller_dict[cfg.DISTILLER.TYPE])
-    assert model.student(torch.zeros(2, 3, 32, 32))[0].shape == (2, len(splits.classes))
+    assert model.student(torch.zeros(2, 3, 32, 32))[0].shape == (2, len(run.splits.classes))
     if cfg.DISTILLER.TYPE == "LAVID":
         assert model.head.out_features == 20
+    assert distiller_class(cfg).needs_teacher(cfg) == tables.cell_from_tag(cfg.EXPERIMENT.TAG).needs_visual_teacher
     if "MLKD" in (cfg.DISTILLER.TYPE, cfg.LAVID.BASE):
-        assert isinstance(splits.train[0][0], tuple)  # weak/strong views
+        assert isinstance(run.splits.train[0][0], tuple)  # weak/strong views
+    assert isinstance(run.context, BuildContext) and run.context.num_data == len(run.splits.train)

@@ -95,3 +95,19 @@ def test_parse_worklog_reads_groups_and_the_best_line():
         "\nbest_acc\t12.50"
     epochs, finished = parse_worklog(text)
     assert finished and epochs == [{"epoch": 3, "lr": 0.0001, "test_acc": 12.5, "test_acc_worst_group": 3.0}]
+
+
+def test_runs_the_table_does_not_know_are_listed_not_dropped(runs, tmp_path):
+    from lavid_plugin.report import report
+
+    for cfg, tag in (("cub/res18_kd.yaml", "table1,cub,res18,fancy_new_method"), ("cub/res18.yaml", "my own run")):
+        folder = write_run(tmp_path / "out2", cfg, 7, [{"test_acc": 1.0}])
+        (folder / "config.yaml").write_text((folder / "config.yaml").read_text().replace(
+            load_cfg(str(CONFIGS / cfg)).EXPERIMENT.TAG, tag))
+    write_run(tmp_path / "out2", "waterbirds/res18.yaml", 0, [{"test_acc": 1.0, "test_acc_avg_group": 1.0,
+                                                               "test_acc_best_group": 1.0, "test_acc_worst_group": 1.0}])
+    md = report([runs, tmp_path / "out2"], "1")
+    assert "| lavid | **61.00 ± 1.00** | <u>69.00 ± 0.00</u> |" in md  # the known runs, as before
+    assert "Not in this table: 1 run(s) of table4." in md
+    assert "Not in any table (EXPERIMENT.TAG 'table1,cub,res18,fancy_new_method'): " in md
+    assert "Not in any table (EXPERIMENT.TAG 'my own run'): " in md and "res18_seed7" in md

@@ -18,6 +18,7 @@ from torch import nn
 from torchvision import models as tvm
 
 from ..errors import LavidError
+from ..tables import STUDENTS
 
 
 def _block_with_preact(block, x):
@@ -135,9 +136,9 @@ model_dict = {
     "mobilenetv2": MobileNetV2,
     "shufflenetv2": ShuffleNetV2,
 }
-ALIASES = {"ResNet18": "resnet18", "ResNet34": "resnet34", "ResNet50": "resnet50", "res18": "resnet18",
-           "res50": "resnet50", "MobileNetV2": "mobilenetv2", "mv2": "mobilenetv2", "ShuffleV2": "shufflenetv2",
-           "shuv2": "shufflenetv2"}
+#: mdistiller's spellings, and the tables' short names (res18, mv2, ...)
+ALIASES = {"ResNet18": "resnet18", "ResNet34": "resnet34", "ResNet50": "resnet50", "MobileNetV2": "mobilenetv2",
+           "ShuffleV2": "shufflenetv2", **STUDENTS}
 
 
 def build_model(name: str, num_classes: int) -> nn.Module:

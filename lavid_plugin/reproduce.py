@@ -1,0 +1,101 @@
+"""Launch (or print) every run of one of the paper's tables, skipping finished runs.
+
+    python scripts/reproduce.py --table 1 --seeds 3 [--datasets cub flowers] [--students res18]
+                                [--methods vanilla lavid] [--prefix ./output] [--dry-run]
+
+The table's cells come from :mod:`lavid_plugin.tables`. Runs ``tools/train.py`` once per (config,
+seed), one after another, with ``EXPERIMENT.SEED k`` and ``EXPERIMENT.NAME <config>_seed<k>``,
+under ``--prefix``. The ResNet-50 teacher of a dataset (``res50_vanilla.yaml``, seed 0) runs first
+when a row needs it. A run whose worklog ends with mdistiller's ``best_acc`` line is skipped; one
+that stopped half-way is resumed (``--resume``). Afterwards: ``lavid report <prefix> --table N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from . import tables
+from .errors import LavidError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def plan(table: str, datasets=None, students=None, methods=None) -> list[tuple[tables.Cell, bool]]:
+    """``(cell, is_teacher)`` of every run of the table, each column's visual teacher first."""
+    if table not in tables.TABLES:
+        raise LavidError(f"--table must be one of {list(tables.TABLES)}, got {table!r}")
+    spec = tables.TABLES[table]
+    # Table 3's columns may be named by their group alone ("bird" for "imagenet_bird")
+    folders = [f"imagenet_{d}" if f"imagenet_{d}" in spec.folders else d for d in datasets or ()]
+    cells = spec.cells(folders or None, students, methods)
+    out = []
+    for folder in dict.fromkeys(c.folder for c in cells):
+        mine = [c for c in cells if c.folder == folder]
+        teacher = next((c.teacher() for c in mine if c.needs_visual_teacher), None)
+        out += ([(teacher, True)] if teacher else []) + [(c, False) for c in mine]
+    return out
+
+
+def run_state(folder: Path) -> str:
+    log = folder / "worklog.txt"
+    if log.is_file() and "best_acc" in log.read_text():
+        return "finished"
+    return "partial" if (folder / "latest").is_file() else "new"
+
+
+def commands(args):
+    from .config import load_cfg
+
+    prefix = Path(args.prefix)
+    for cell, is_teacher in plan(args.table, args.datasets, args.students, args.methods):
+        path = ROOT / "configs" / "lavid" / cell.path
+        if not path.is_file():
+            raise LavidError(f"missing config {path}: run scripts/make_configs.py")
+        cfg = load_cfg(str(path))
+        for seed in ([0] if is_teacher else range(args.seeds)):
+            name = path.stem if is_teacher else f"{path.stem}_seed{seed}"
+            opts = ["EXPERIMENT.SEED", str(seed), "EXPERIMENT.NAME", name, "LOG.PREFIX", str(prefix)]
+            if cell.needs_visual_teacher:  # the teacher trained above, under the same prefix
+                teacher_run = prefix / cfg.EXPERIMENT.PROJECT / Path(cell.teacher().file).stem
+                opts += ["DISTILLER.TEACHER_CKPT", str(teacher_run / "student_best")]
+            state = run_state(prefix / cfg.EXPERIMENT.PROJECT / name)
+            cmd = [sys.executable, str(ROOT / "tools" / "train.py"), "--cfg", str(path.relative_to(ROOT))]
+            cmd += (["--resume"] if state == "partial" else []) + opts
+            yield state, cmd
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--table", required=True, choices=list(tables.TABLES))
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--datasets", nargs="+", help="Table 1/4: datasets; Table 3: ImageNet groups")
+    p.add_argument("--students", nargs="+", choices=[s for s in tables.STUDENTS if s != tables.TEACHER_STUDENT])
+    p.add_argument("--methods", nargs="+")
+    p.add_argument("--prefix", default="./output", help="LOG.PREFIX of every run")
+    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    args = p.parse_args(argv)
+    try:
+        todo = list(commands(args))
+    except LavidError as e:
+        print(f"reproduce.py: error: {e}", file=sys.stderr)
+        return 2
+    n_done = sum(s == "finished" for s, _ in todo)
+    print(f"Table {args.table}: {len(todo)} runs, {n_done} finished, {len(todo) - n_done} to run", flush=True)
+    for state, cmd in todo:
+        line = shlex.join(cmd)
+        if state == "finished":
+            print(f"skip (finished): {line}")
+            continue
+        print(("would run: " if args.dry_run else "run: ") + line, flush=True)
+        if not args.dry_run:
+            rc = subprocess.call(cmd, cwd=ROOT)
+            if rc != 0:
+                print(f"stopped: the run above exited with {rc}; fix it and run this again (finished runs are skipped)")
+                return rc
+    if not args.dry_run:
+        print(f"all runs finished; the table: lavid report {args.prefix} --table {args.table}")
+    return 0

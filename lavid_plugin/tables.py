@@ -1,0 +1,229 @@
+"""The paper's tables as data: the one place that lists datasets, students, methods and their overrides.
+
+A table is rows (methods: config overrides, :data:`METHODS`) x columns (dataset, or ImageNet group,
+x student). Everything else is a view of it:
+
+* ``scripts/make_configs.py`` writes one YAML per :class:`Cell` (:meth:`Cell.config`), with
+  ``EXPERIMENT.TAG`` = ``<table>,<dataset folder>,<student>,<method>`` (:attr:`Cell.tag`);
+* ``scripts/reproduce.py`` (:mod:`lavid_plugin.reproduce`) launches a table's cells, visual
+  teachers first;
+* ``lavid report`` (:mod:`lavid_plugin.report`) finds each run's cell from that tag
+  (:func:`cell_from_tag`) and lays the runs out as the table;
+* ``tests/test_configs.py`` checks the files on disk against the cells.
+
+Adding a table is one entry in :data:`TABLES` (and its methods in :data:`METHODS`, if new).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: short student name (config file names, report columns) -> model name (``DISTILLER.STUDENT``)
+STUDENTS = {"res18": "resnet18", "mv2": "mobilenetv2", "shuv2": "shufflenetv2", "res50": "resnet50"}
+#: Table 1's fine-grained datasets (``DATASET.TYPE``), in the paper's column order
+FINE_GRAINED = ("cub", "caltech101", "flowers", "aircraft", "pets", "cars")
+#: Table 3's ImageNet WordNet groups (``DATASET.GROUP`` of ``DATASET.TYPE imagenet_group``)
+IMAGENET_GROUPS = ("artifact", "bird", "consumer_goods", "container", "device", "instrumentality", "invertebrate",
+                   "mammal", "vertebrate")
+#: the signature each dataset's LaViD runs read (``lavid signature import`` / ``extract`` writes them)
+SIGNATURE_NAME = "qwen2.5-7b_chat_50-5.safetensors"
+#: datasets whose LaViD targets come from another dataset's signature (Waterbirds: CUB species)
+SIGNATURE_DIR = {"waterbirds": "cub"}
+#: the visual teacher of every row that distills from one (trained as its own cell first)
+TEACHER_STUDENT, TEACHER_METHOD = "res50", "vanilla"
+
+# The base distillers' settings are those of the authors' released code (KD: T 1, CE 0.5, KD 0.5;
+# DKD: T 4, alpha 1, beta 2, warm-up 1; MLKD: T 1, CE 0.5, KD 0.5). MLKD's settings are written
+# under KD too: the logit-standardization fork's MLKD reads KD.*, the plugin's MLKD.*.
+_MLKD = {"MLKD": {"TEMPERATURE": 1.0, "LOSS": {"CE_WEIGHT": 0.5, "KD_WEIGHT": 0.5}},
+         "KD": {"TEMPERATURE": 1, "LOSS": {"CE_WEIGHT": 0.5, "KD_WEIGHT": 0.5}},
+         "SOLVER": {"TRAINER": "ours"}}  # the fork's two-view trainer (the bridge adds it to upstream)
+_LAVID_LOSS = {"CE_WEIGHT": 1.0, "LAVID_WEIGHT": 40.0}
+
+#: method (a table row) -> its config overrides, merged over the cell's dataset/solver settings
+METHODS = {
+    "vanilla": {"DISTILLER": {"TYPE": "NONE"}},
+    "kd": {"DISTILLER": {"TYPE": "KD"}, "KD": {"TEMPERATURE": 1, "LOSS": {"CE_WEIGHT": 0.5, "KD_WEIGHT": 0.5}}},
+    "rkd": {"DISTILLER": {"TYPE": "RKD"}},
+    "dkd": {"DISTILLER": {"TYPE": "DKD"}, "DKD": {"T": 4.0, "ALPHA": 1.0, "BETA": 2.0, "WARMUP": 1, "CE_WEIGHT": 1.0}},
+    "mlkd": {"DISTILLER": {"TYPE": "MLKD"}, **_MLKD},
+    "ls": {"DISTILLER": {"TYPE": "MLKD"}, "EXPERIMENT": {"LOGIT_STAND": True}, **_MLKD},
+    # LaViD alone: the signature is the only teacher (mdistiller's tools/train.py builds a "teacher")
+    "lavid": {"DISTILLER": {"TYPE": "LAVID", "TEACHER": "LLMSignature"},
+              "LAVID": {"BASE": "NONE", "LOSS": dict(_LAVID_LOSS)}},
+    # LaViD on top of MLKD + logit standardization with the ResNet-50 teacher ("LaViD+LS", "QN+R50")
+    "lavid_ls": {"DISTILLER": {"TYPE": "LAVID"}, "EXPERIMENT": {"LOGIT_STAND": True}, **_MLKD,
+                 "LAVID": {"BASE": "MLKD", "LOSS": dict(_LAVID_LOSS)}},
+}
+#: methods that distill from the trained visual teacher (``res50_vanilla`` of the same dataset)
+VISUAL_TEACHER = frozenset({"kd", "rkd", "dkd", "mlkd", "ls", "lavid_ls"})
+#: methods that read the dataset's signature (``LAVID.SIGNATURE``)
+READS_SIGNATURE = frozenset({"lavid", "lavid_ls"})
+
+#: the paper's fine-grained recipe: 240 epochs, batch 16, SGD lr 0.01 (x0.1 at 150/180/210), wd 5e-4
+PAPER_SOLVER = {"BATCH_SIZE": 16, "EPOCHS": 240, "LR": 0.01, "LR_DECAY_STAGES": [150, 180, 210], "LR_DECAY_RATE": 0.1,
+                "WEIGHT_DECAY": 0.0005, "MOMENTUM": 0.9, "TYPE": "SGD"}
+#: its ImageNet recipe (Table 3): 100 epochs, batch 512, lr 0.2 (x0.1 at 30/60/90), wd 1e-4
+IMAGENET_SOLVER = {"BATCH_SIZE": 512, "EPOCHS": 100, "LR": 0.2, "LR_DECAY_STAGES": [30, 60, 90], "LR_DECAY_RATE": 0.1,
+                   "WEIGHT_DECAY": 0.0001, "MOMENTUM": 0.9, "TYPE": "SGD"}
+IMAGENET = "imagenet_group"
+
+
+def folder_of(dataset: str, group: str = "") -> str:
+    """``configs/lavid/<folder>/``: the dataset type, or ``imagenet_<group>``."""
+    return f"imagenet_{group}" if group else dataset
+
+
+def column_of(folder: str) -> tuple[str, str]:
+    """Inverse of :func:`folder_of`: ``(DATASET.TYPE, DATASET.GROUP)``."""
+    if folder.startswith("imagenet_") and folder[len("imagenet_"):] in IMAGENET_GROUPS:
+        return IMAGENET, folder[len("imagenet_"):]
+    return folder, ""
+
+
+def merge(a: dict, b: dict) -> dict:
+    """``b`` over ``a``, recursively; keys keep their first position (the YAMLs' key order)."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run configuration: a table, a column (dataset, group) and a student, a row (method)."""
+    table: str  # the first field of EXPERIMENT.TAG: "table1", ..., or "teacher"
+    dataset: str
+    student: str
+    method: str
+    group: str = ""
+
+    @property
+    def folder(self) -> str:
+        return folder_of(self.dataset, self.group)
+
+    @property
+    def file(self) -> str:
+        """``<student>.yaml`` is the LaViD run; ``<student>_<method>.yaml`` every other."""
+        return f"{self.student}.yaml" if self.method == "lavid" else f"{self.student}_{self.method}.yaml"
+
+    @property
+    def path(self) -> str:
+        """Relative to ``configs/lavid/``."""
+        return f"{self.folder}/{self.file}"
+
+    @property
+    def tag(self) -> str:
+        return f"{self.table},{self.folder},{self.student},{self.method}"
+
+    @property
+    def project(self) -> str:
+        return f"lavid_{self.folder}"
+
+    @property
+    def needs_visual_teacher(self) -> bool:
+        return self.method in VISUAL_TEACHER
+
+    def teacher(self) -> "Cell":
+        """The ResNet-50 cell whose ``student_best`` this cell distills from."""
+        return Cell("teacher", self.dataset, TEACHER_STUDENT, TEACHER_METHOD, self.group)
+
+    def config(self) -> dict:
+        """The cell's config overrides (what its YAML holds)."""
+        cfg = {
+            "EXPERIMENT": {"PROJECT": self.project, "NAME": f"{self.student}_{self.method}", "TAG": self.tag},
+            "DATASET": {"TYPE": self.dataset, "ROOT": f"./data/{'imagenet' if self.group else self.dataset}",
+                        "IMAGE_SIZE": 224, "NUM_WORKERS": 8, "TEST": {"BATCH_SIZE": 64}},
+            "DISTILLER": {"STUDENT": STUDENTS[self.student]},
+            "SOLVER": dict(IMAGENET_SOLVER if self.dataset == IMAGENET else PAPER_SOLVER),
+            "LOG": {"PREFIX": "./output", "WANDB": False},  # upstream mdistiller defaults WANDB to True
+        }
+        if self.group:
+            cfg["DATASET"]["GROUP"] = self.group
+        cfg = merge(cfg, METHODS[self.method])
+        if "TRAINER" in cfg["SOLVER"]:  # keep SOLVER's keys together
+            cfg["SOLVER"] = {"TRAINER": cfg["SOLVER"].pop("TRAINER"), **cfg["SOLVER"]}
+        if self.needs_visual_teacher:
+            cfg["DISTILLER"].update(TEACHER=STUDENTS[TEACHER_STUDENT],
+                                    TEACHER_CKPT=f"./output/{self.project}/{self.teacher().file[:-5]}/student_best")
+        if self.method in READS_SIGNATURE:
+            sig_dir = f"imagenet/{self.group}" if self.group else SIGNATURE_DIR.get(self.dataset, self.dataset)
+            cfg["LAVID"]["SIGNATURE"] = f"./signatures/{sig_dir}/{SIGNATURE_NAME}"
+        return cfg
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows = ``methods`` (in the paper's order); columns = ``columns`` (dataset, group) x ``students``
+    x ``metrics`` (label, worklog key)."""
+    key: str  # what --table takes
+    title: str
+    columns: tuple
+    students: tuple
+    methods: tuple
+    metrics: tuple = (("top-1", "test_acc"),)
+
+    @property
+    def tag(self) -> str:
+        return f"table{self.key}"
+
+    @property
+    def folders(self) -> list[str]:
+        return [folder_of(d, g) for d, g in self.columns]
+
+    def cells(self, folders=None, students=None, methods=None) -> list[Cell]:
+        """The table's cells, column-major, optionally restricted; unknown names are an error."""
+        for given, known, what in ((folders, self.folders, "datasets"), (students, self.students, "students"),
+                                   (methods, self.methods, "methods")):
+            bad = sorted(set(given or ()) - set(known))
+            if bad:
+                from .errors import LavidError
+
+                raise LavidError(f"Table {self.key} has no {what} {bad}; it has {list(known)}")
+        return [Cell(self.tag, d, s, m, g) for d, g in self.columns if not folders or folder_of(d, g) in folders
+                for s in self.students if not students or s in students
+                for m in self.methods if not methods or m in methods]
+
+
+_CNN = ("res18", "mv2", "shuv2")
+WATERBIRDS_METRICS = (("Average", "test_acc_avg_group"), ("Best", "test_acc_best_group"),
+                      ("Worst", "test_acc_worst_group"))
+
+#: ``--table`` key -> table
+TABLES = {
+    "1": Table("1", "CNN students from scratch on six fine-grained datasets", tuple((d, "") for d in FINE_GRAINED),
+               _CNN, ("vanilla", "kd", "rkd", "dkd", "mlkd", "ls", "lavid", "lavid_ls")),
+    "3": Table("3", "ResNet-18 on ImageNet WordNet groups (one signature per group)",
+               tuple((IMAGENET, g) for g in IMAGENET_GROUPS), ("res18",), ("vanilla", "lavid")),
+    "4": Table("4", "Waterbirds: group accuracies", (("waterbirds", ""),), _CNN,
+               ("vanilla", "kd", "rkd", "dkd", "mlkd", "lavid"), WATERBIRDS_METRICS),
+}
+
+
+def teacher_cells() -> list[Cell]:
+    """One ResNet-50 teacher per column that some table distills from a visual teacher on."""
+    out = {}
+    for t in TABLES.values():
+        for c in t.cells():
+            if c.needs_visual_teacher:
+                out.setdefault(c.folder, c.teacher())
+    return list(out.values())
+
+
+def all_cells() -> list[Cell]:
+    """Every cell with a config file: the teachers, then each table's cells."""
+    return teacher_cells() + [c for t in TABLES.values() for c in t.cells()]
+
+
+def cell_from_tag(tag: str) -> Cell | None:
+    """The cell a config generated from this module describes (its ``EXPERIMENT.TAG``), or None."""
+    parts = str(tag).split(",")
+    if len(parts) != 4:
+        return None
+    table, folder, student, method = parts
+    dataset, group = column_of(folder)
+    return Cell(table, dataset, student, method, group)
+
+
+def table_of(cell: Cell) -> Table | None:
+    return next((t for t in TABLES.values() if t.tag == cell.table), None)
