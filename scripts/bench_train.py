@@ -32,6 +32,29 @@ class LaViDSecondForward(LaViD):
         return logits, losses
 
 
+def make_step(d, dev, x, x2, y, two_views):
+    """One training step of distiller ``d`` on a fixed batch (bf16 autocast and channels_last on CUDA)."""
+    amp = dev.type == "cuda"
+    d = d.to(dev)
+    if amp:
+        d = d.to(memory_format=torch.channels_last)
+    d.train()
+    opt = torch.optim.SGD(d.get_learnable_parameters(), lr=1e-3, momentum=0.9)
+    kw = {"image_weak": x, "image_strong": x2} if two_views else {"image": x}
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            _, losses = d(target=y, epoch=1, **kw)
+        sum(v.float().mean() for v in losses.values()).backward()
+        opt.step()
+        if amp:
+            torch.cuda.synchronize()
+
+    step()  # warm-up
+    return step
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=112)
@@ -67,26 +90,7 @@ def main():
     y = torch.randint(0, K, (args.batch,), generator=g).to(dev)
     if amp:
         x, x2 = x.contiguous(memory_format=torch.channels_last), x2.contiguous(memory_format=torch.channels_last)
-    steps = {}
-    for name, d in methods.items():
-        d = d.to(dev)
-        if amp:
-            d = d.to(memory_format=torch.channels_last)
-        d.train()
-        opt = torch.optim.SGD(d.get_learnable_parameters(), lr=1e-3, momentum=0.9)
-        kw = {"image_weak": x, "image_strong": x2} if "mlkd" in name else {"image": x}
-
-        def step(d=d, opt=opt, kw=kw):
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-                _, losses = d(target=y, epoch=1, **kw)
-            sum(v.float().mean() for v in losses.values()).backward()
-            opt.step()
-            if amp:
-                torch.cuda.synchronize()
-
-        step()  # warm-up
-        steps[name] = step
+    steps = {name: make_step(d, dev, x, x2, y, two_views="mlkd" in name) for name, d in methods.items()}
     times = {n: [] for n in steps}
     for _ in range(args.rounds):
         for n, step in steps.items():

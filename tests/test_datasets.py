@@ -113,7 +113,7 @@ def test_waterbirds_group_accuracies(tmp_path):
 
 
 def test_waterbirds_lavid_targets_are_cub_species(tmp_path):
-    from lavid_plugin.engine.build import build_distiller
+    from lavid_plugin.engine.build import BuildContext, build_distiller
 
     write_waterbirds(tmp_path / "wb")
     cfg = cfg_for("waterbirds", tmp_path / "wb", DISTILLER__TYPE="LAVID", DISTILLER__STUDENT="resnet18",
@@ -123,7 +123,7 @@ def test_waterbirds_lavid_targets_are_cub_species(tmp_path):
                "Northern Flicker"]  # the species of metadata.csv, in another order than their numbers
     sig = random_signature(species, seed=3)
     sig.save(tmp_path / "sig.safetensors")
-    model = build_distiller(cfg, splits.classes, len(splits.train), splits=splits)
+    model = build_distiller(cfg, BuildContext.from_splits(cfg, splits))
     assert model.signature.num_classes == 5  # aligned to the species present in metadata.csv
     for i, (path, _) in enumerate(splits.train.samples):
         name = Path(path).parent.name.split(".", 1)[1].replace("_", " ")
@@ -145,13 +145,16 @@ def test_unreadable_images_are_skipped_counted_and_bounded(tmp_path):
     Path(bad).write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     common = dict(DISTILLER__TYPE="NONE", DISTILLER__STUDENT="resnet18", SOLVER__EPOCHS=1, SOLVER__BATCH_SIZE=3,
                   LOG__PREFIX=str(tmp_path / "out"), EXPERIMENT__NAME="bad")
-    trainer = train(cfg_for("cub", tmp_path / "cub", DATASET__MAX_BAD_FRACTION=0.5, **common), progress=False)
+    trainer = train(cfg_for("cub", tmp_path / "cub", DATASET__MAX_BAD_FRACTION=0.5,
+                            EXPERIMENT__TAG="table1,cub,res18,vanilla",  # as scripts/make_configs.py writes it
+                            **common), progress=False)
     log = (trainer.log_path / "worklog.txt").read_text()
     assert "bad_images: 1.00" in log and "test_acc" in log
     from lavid_plugin.report import load_run
+    from lavid_plugin.tables import Cell
 
     run = load_run(trainer.log_path)  # what `lavid report` reads from a real run folder
-    assert run.finished and (run.dataset, run.student, run.method) == ("cub", "res18", "vanilla")
+    assert run.finished and run.cell == Cell("table1", "cub", "res18", "vanilla")
     assert run.epochs[-1]["bad_images"] == 1.0 and "test_acc" in run.epochs[-1]
     with pytest.raises(LavidError) as e:
         train(cfg_for("cub", tmp_path / "cub", DATASET__MAX_BAD_FRACTION=0.0, EXPERIMENT__TAG="strict", **common),

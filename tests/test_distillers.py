@@ -5,6 +5,7 @@ from helpers import random_signature, tiny_cfg
 from lavid_plugin.distillers import PLUGIN_DISTILLERS, LaViD, distiller_dict, lavid_loss
 from lavid_plugin.errors import LavidError
 from lavid_plugin.models import build_model
+from lavid_plugin.teachers import LoadedTeacher
 
 K = 4
 NAMES = ["wren", "jay", "finch", "tit"]
@@ -18,9 +19,10 @@ def make(kind, base="NONE", ls=False, signature=None):
     teacher = build_model("resnet18", K).requires_grad_(False) if cls.needs_teacher(cfg) else None
     sig = signature or random_signature(NAMES)
 
-    class Ctx:
-        def signature(self):
-            return sig
+    class Ctx:  # the build context's part a distiller sees: its precomputed teacher, aligned
+        def load_teacher(self, spec):
+            assert spec.per == "class" and spec.key == "LAVID.SIGNATURE"
+            return LoadedTeacher(sig)
 
     return cls.build(student, teacher, cfg, Ctx()), cfg
 
@@ -109,8 +111,10 @@ def test_bad_lavid_settings_are_rejected_when_built():
     cfg = tiny_cfg(LAVID__BASE="KD")
     with pytest.raises(LavidError, match="needs a visual teacher"):
         LaViD(build_model("resnet18", K), random_signature(NAMES), cfg)
-    with pytest.raises(LavidError, match="LAVID.BASE must be one of"):
+    with pytest.raises(LavidError, match=r"LAVID.BASE 'NOPE' is not a registered distiller; choices: \[") as e:
         LaViD(build_model("resnet18", K), random_signature(NAMES), tiny_cfg(LAVID__BASE="NOPE"))
+    choices = str(e.value).split("choices: ")[1]
+    assert all(f"'{k}'" in choices for k in ("DKD", "KD", "MLKD", "NONE", "RKD")) and "'LAVID'" not in choices
 
 
 @pytest.mark.parametrize("name,channels", [("resnet18", [64, 64, 128, 256, 512]), ("resnet50", [64, 256, 512, 1024, 2048]),

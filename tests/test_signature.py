@@ -98,7 +98,12 @@ def test_load_rejects_non_signature(tmp_path):
         LLMSignature.load(tmp_path / "bad.safetensors")
 
 
-def test_lookup_is_label_indexing():
-    sig = _toy(["a", "b", "c"])
-    t = torch.tensor([2, 0, 2])
-    assert torch.equal(sig(t), sig.targets[t])
+def test_lookup_gives_each_label_its_own_class_row_after_save_load_and_align(tmp_path):
+    from helpers import random_signature
+
+    sig = random_signature(["a", "b", "c"], counts=(2, 3))
+    loaded = LLMSignature.load(sig.save(tmp_path / "s.safetensors")).align(["c", "a", "b"])  # dataset label order
+    rows = loaded(torch.tensor([0, 2, 1, 0]))  # labels: c, b, a, c
+    flat = {n: torch.tensor([p for q in sig.class_matrix(n) for p in q]) for n in "abc"}
+    assert torch.equal(rows, torch.stack([flat["c"], flat["b"], flat["a"], flat["c"]]))
+    assert torch.allclose(rows[:, :2].sum(1), torch.ones(4)) and torch.allclose(rows[:, 2:].sum(1), torch.ones(4))

@@ -6,19 +6,7 @@ registered in ``DATASETS`` under its ``DATASET.TYPE``. Where torchvision has a c
 (and downloads with ``DATASET.DOWNLOAD: True``); the plugin checks the layout first so that a
 missing file is named, and decodes images itself (draft decoding, unreadable-image skipping).
 
-Layouts under ``DATASET.ROOT``::
-
-    cub            CUB_200_2011/{images.txt, image_class_labels.txt, train_test_split.txt, classes.txt, images/}
-                   (or those files directly in ROOT)
-    caltech101     caltech101/101_ObjectCategories/<category>/image_NNNN.jpg
-    flowers        flowers-102/{jpg/, imagelabels.mat, setid.mat}
-    aircraft       fgvc-aircraft-2013b/data/{images/, variants.txt, images_variant_trainval.txt,
-                   images_variant_test.txt}
-    pets           oxford-iiit-pet/{images/, annotations/trainval.txt, annotations/test.txt}
-    cars           stanford_cars/{devkit/cars_meta.mat, devkit/cars_train_annos.mat,
-                   cars_test_annos_withlabels.mat, cars_train/, cars_test/}
-    waterbirds     metadata.csv + the image folders it names (img_filename, y, split, place)
-    imagenet_group train/<wnid>/*.JPEG, val/<wnid>/*.JPEG (val sorted into class folders)
+The layout each one expects under ``DATASET.ROOT`` is :data:`LAYOUTS` (also in the README).
 """
 
 from __future__ import annotations
@@ -33,18 +21,29 @@ import torch
 
 from ..errors import LavidError
 from ..utils import atomic_write_json
-from . import ImageList, Splits, image_folder_samples
+from .images import ImageList, Splits, image_folder_samples
 
-LAYOUTS = {k.strip(): v.strip() for k, v in
-           re.findall(r"^    (\w+)\s+(.+(?:\n {19}.+)*)", __doc__, flags=re.M)}
+#: DATASET.TYPE -> what it expects under DATASET.ROOT (named in every missing-file error)
+LAYOUTS = {
+    "cub": "CUB_200_2011/{images.txt, image_class_labels.txt, train_test_split.txt, classes.txt, images/} "
+           "(or those files directly in ROOT)",
+    "caltech101": "caltech101/101_ObjectCategories/<category>/image_NNNN.jpg",
+    "flowers": "flowers-102/{jpg/, imagelabels.mat, setid.mat}",
+    "aircraft": "fgvc-aircraft-2013b/data/{images/, variants.txt, images_variant_trainval.txt, "
+                "images_variant_test.txt}",
+    "pets": "oxford-iiit-pet/{images/, annotations/trainval.txt, annotations/test.txt}",
+    "cars": "stanford_cars/{devkit/cars_meta.mat, devkit/cars_train_annos.mat, cars_test_annos_withlabels.mat, "
+            "cars_train/, cars_test/}",
+    "waterbirds": "metadata.csv + the image folders it names (img_filename, y, split, place)",
+    "imagenet_group": "train/<wnid>/*.JPEG, val/<wnid>/*.JPEG (val sorted into class folders)",
+}
 
 
 def require(root: Path, rel_paths, dataset: str) -> None:
     """One clear error naming the first missing file and the layout the dataset expects."""
     for rel in rel_paths:
         if not (root / rel).exists():
-            layout = " ".join(LAYOUTS.get(dataset, "").split())
-            raise LavidError(f"{dataset}: missing {root / rel}\n  expected under DATASET.ROOT: {layout}\n"
+            raise LavidError(f"{dataset}: missing {root / rel}\n  expected under DATASET.ROOT: {LAYOUTS.get(dataset, '')}\n"
                              f"  (DATASET.ROOT is where the publisher's archive was extracted)")
 
 
@@ -54,7 +53,7 @@ def download(dataset: str, tv_class, root: Path, **kw) -> None:
         tv_class(str(root), download=True, **kw)
     except Exception as e:  # network errors, dead URLs, checksum mismatches
         raise LavidError(f"{dataset}: torchvision could not download it into {root}: {type(e).__name__}: {e}\n"
-                         f"  download it yourself; expected layout: {' '.join(LAYOUTS[dataset].split())}") from None
+                         f"  download it yourself; expected layout: {LAYOUTS[dataset]}") from None
 
 
 def _splits(train_samples, val_samples, classes, train_tf, val_tf, **kw) -> Splits:

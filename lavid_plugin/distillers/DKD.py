@@ -2,6 +2,7 @@ import torch
 import torch.nn.functional as F
 
 from ._base import Distiller, normalize
+from .registry import register
 
 
 def dkd_loss(logits_student, logits_teacher, target, alpha, beta, temperature, logit_stand=False):
@@ -25,6 +26,7 @@ def dkd_loss(logits_student, logits_teacher, target, alpha, beta, temperature, l
     return alpha * tckd + beta * nckd
 
 
+@register("DKD")
 class DKD(Distiller):
     """Decoupled Knowledge Distillation. Config: ``DKD.{CE_WEIGHT,ALPHA,BETA,T,WARMUP}``; the DKD term
     ramps up linearly over ``WARMUP`` epochs (``kwargs["epoch"]``)."""

@@ -2,6 +2,7 @@ import torch
 import torch.nn.functional as F
 
 from ._base import Distiller, normalize
+from .registry import register
 
 
 def kd_loss(logits_student, logits_teacher, temperature, logit_stand=False, reduce=True):
@@ -19,6 +20,7 @@ def kd_loss(logits_student, logits_teacher, temperature, logit_stand=False, redu
     return loss * temperature**2
 
 
+@register("KD")
 class KD(Distiller):
     """Distilling the Knowledge in a Neural Network. Config: ``KD.TEMPERATURE``, ``KD.LOSS.{CE,KD}_WEIGHT``."""
 

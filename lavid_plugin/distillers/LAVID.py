@@ -20,15 +20,24 @@ Config example::
     LAVID: {SIGNATURE: sig.safetensors, BASE: MLKD, VIEWS: [weak], LOSS: {CE_WEIGHT: 1.0, LAVID_WEIGHT: 40.0}}
     EXPERIMENT: {LOGIT_STAND: True}
 
+The signature is a precomputed per-class teacher (``LAVID.SIGNATURE``, see
+:mod:`lavid_plugin.teachers`), aligned to the dataset by class name when the run is built. The base
+distiller is a submodule (``base``) that owns the student and the visual teacher; ``student`` and
+``teacher`` are read through it, so checkpoints hold ``base.student.*``, ``base.teacher.*`` and
+``head.*``.
+
 Warning: in the authors' code ``gamma`` (here ``CE_WEIGHT``) multiplies the *whole* base loss when a
 base distiller is used, not only its CE term; this is kept.
 """
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LavidError
+from ..teachers import TeacherFile
 from ._base import Distiller
+from .registry import lookup, register
 
 
 def lavid_loss(pred, target_signature):
@@ -44,30 +53,29 @@ def pooled_dim(student) -> int:
     raise LavidError(f"cannot tell the pooled feature size of {type(student).__name__}")
 
 
+@register("LAVID")
 class LaViD(Distiller):
-    def __init__(self, student, teacher, cfg, signature=None):
+    def __init__(self, student, teacher, cfg, signature=None, precomputed=None):
         from ..signature.signature import LLMSignature
-        from . import distiller_dict
 
+        rows = None
+        if precomputed is not None:
+            signature, rows = precomputed.table, precomputed.sample_rows
         if signature is None and isinstance(teacher, LLMSignature):
             signature, teacher = teacher, None
         if signature is None:
             raise LavidError("LaViD needs a signature: pass it as the teacher, or signature=, or set LAVID.SIGNATURE")
-        base_name = cfg.LAVID.BASE.upper()
-        if base_name == "LAVID" or base_name not in distiller_dict:
-            raise LavidError(f"LAVID.BASE must be one of {sorted(k for k in distiller_dict if k != 'LAVID')}, got {cfg.LAVID.BASE!r}")
-        base_cls = distiller_dict[base_name]
+        base_cls = self.base_class(cfg)
         if base_cls.needs_teacher(cfg) and teacher is None:
-            raise LavidError(f"LAVID.BASE {base_name} needs a visual teacher (DISTILLER.TEACHER and DISTILLER.TEACHER_CKPT)")
-        base = base_cls(student, teacher, cfg)
-        if not hasattr(base, "view_losses"):
-            raise LavidError(f"LAVID.BASE {base_name} does not expose view_losses(); it cannot share the student's forward pass")
-        super().__init__(student, teacher if teacher is not None else signature)  # LaViD alone: teacher = signature
+            raise LavidError(f"LAVID.BASE {cfg.LAVID.BASE} needs a visual teacher (DISTILLER.TEACHER and "
+                             f"DISTILLER.TEACHER_CKPT)")
+        if not hasattr(base_cls, "view_losses"):
+            raise LavidError(f"LAVID.BASE {cfg.LAVID.BASE} does not expose view_losses(); it cannot share the "
+                             f"student's forward pass")
+        nn.Module.__init__(self)
+        self.base = base_cls(student, teacher, cfg)  # owns the student, the visual teacher, its own heads
+        self.base_views = tuple(base_cls.views_for(cfg))
         self.signature = signature  # a buffer-only module: moves with .to(), not in state_dict
-        object.__setattr__(self, "base", base)  # shares student/teacher: not registered twice
-        for name, m in base.named_children():  # ...but its own extra modules are
-            if m is not student and m is not teacher:
-                self.add_module(f"base_{name}", m)
         self.head = nn.Linear(pooled_dim(student), signature.dim)
         self.ce_weight = cfg.LAVID.LOSS.CE_WEIGHT
         self.lavid_weight = cfg.LAVID.LOSS.LAVID_WEIGHT
@@ -77,32 +85,37 @@ class LaViD(Distiller):
             raise LavidError(f"LAVID.VIEWS must list 'weak' and/or 'strong', got {list(cfg.LAVID.VIEWS)}")
         if self.lavid_weight < 0 or self.ce_weight < 0:
             raise LavidError(f"LAVID loss weights must be >= 0, got CE_WEIGHT={self.ce_weight}, LAVID_WEIGHT={self.lavid_weight}")
+        if rows is not None:
+            self.set_sample_rows(rows)
+
+    @property
+    def student(self):
+        return self.base.student
+
+    @property
+    def teacher(self):
+        """The base distiller's visual teacher; LaViD alone: the signature (mdistiller's contract)."""
+        return self.base.teacher if self.base.teacher is not None else self.signature
+
+    @classmethod
+    def base_class(cls, cfg):
+        return lookup(cfg.LAVID.BASE, "LAVID.BASE", exclude=("LAVID",))
 
     @classmethod
     def needs_teacher(cls, cfg):
-        from . import distiller_dict
-
-        return distiller_dict[cfg.LAVID.BASE.upper()].needs_teacher(cfg)
+        return cls.base_class(cfg).needs_teacher(cfg)
 
     @classmethod
     def views_for(cls, cfg):
-        from . import distiller_dict
-
-        return distiller_dict[cfg.LAVID.BASE.upper()].views_for(cfg)
+        return cls.base_class(cfg).views_for(cfg)
 
     @classmethod
-    def build(cls, student, teacher, cfg, ctx):
-        model = cls(student, teacher, cfg, signature=ctx.signature())
-        rows = getattr(ctx, "signature_rows", None)
-        if rows is not None:
-            model.set_sample_rows(rows)
-        return model
+    def precomputed_teacher(cls, cfg):
+        return TeacherFile("class", cfg.LAVID.SIGNATURE, "LAVID.SIGNATURE", normalize_names=cfg.LAVID.NORMALIZE_NAMES)
 
     def set_sample_rows(self, rows):
         """Look targets up by training-sample index instead of label: ``rows[i]`` is sample ``i``'s
         signature row (Waterbirds: its CUB species while the label is landbird/waterbird)."""
-        import torch
-
         rows = torch.as_tensor(list(rows), dtype=torch.long)
         if rows.numel() and (rows.min() < 0 or rows.max() >= self.signature.num_classes):
             raise LavidError(f"signature rows must lie in [0, {self.signature.num_classes}), got "
@@ -134,7 +147,7 @@ class LaViD(Distiller):
         images = {"weak": image_weak, "strong": image_strong} if image_weak is not None else {"image": image}
         outputs = {v: self.student(x) for v, x in images.items()}
         base_images, base_outputs = images, outputs
-        if "image" not in images and self.base.views_for(None) == ("image",):
+        if "image" not in images and self.base_views == ("image",):
             base_images, base_outputs = {"image": images["weak"]}, {"image": outputs["weak"]}
         losses = {k: self.ce_weight * v for k, v in
                   self.base.view_losses(base_outputs, base_images, target, **kwargs).items()}

@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from ._base import Distiller
+from .registry import register
 from .KD import kd_loss
 
 #: the fork's temperatures: the configured one, then 3, 5, 2, 6
@@ -55,6 +56,7 @@ def mlkd_loss(s_weak, s_strong, t_weak, t_strong, target, temperature, ce_weight
     }
 
 
+@register("MLKD")
 class MLKD(Distiller):
     """Two views per image (``image_weak``, ``image_strong``); one student forward per view.
 

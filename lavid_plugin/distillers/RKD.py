@@ -2,6 +2,7 @@ import torch
 import torch.nn.functional as F
 
 from ._base import Distiller
+from .registry import register
 
 
 def _pdist(e, squared, eps):
@@ -30,6 +31,7 @@ def rkd_loss(f_s, f_t, squared=False, eps=1e-12, distance_weight=25, angle_weigh
     return distance_weight * F.smooth_l1_loss(d, t_d) + angle_weight * F.smooth_l1_loss(s_angle, t_angle)
 
 
+@register("RKD")
 class RKD(Distiller):
     """Relational Knowledge Distillation on the pooled features. Config: ``RKD.*``."""
 

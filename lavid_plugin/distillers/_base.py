@@ -1,9 +1,16 @@
-"""mdistiller's distiller contract: ``forward_train(image, target, **kwargs) -> (logits, losses)``."""
+"""mdistiller's distiller contract: ``forward_train(image, target, **kwargs) -> (logits, losses)``.
+
+Two-view distillers (MLKD) take ``image_weak=``/``image_strong=``; a trainer that passes one tensor
+(mdistiller's ``BaseTrainer``, through the bridge) may pack the pair as ``image`` of shape
+``[B, 2, C, H, W]``, which ``forward`` unpacks.
+"""
 
 from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import nn
+
+from .registry import register
 
 
 def normalize(logit):
@@ -36,8 +43,19 @@ class Distiller(nn.Module):
         return dataset
 
     @classmethod
+    def precomputed_teacher(cls, cfg):
+        """The precomputed teacher file this distiller reads (a
+        :class:`~lavid_plugin.teachers.TeacherFile`: per class or per sample), or None."""
+        return None
+
+    @classmethod
     def build(cls, student, teacher, cfg, ctx):
-        return cls(student, teacher, cfg)
+        """The distiller for a run; ``ctx`` (:class:`~lavid_plugin.engine.build.BuildContext`) loads
+        and aligns the precomputed teacher, which ``__init__`` receives as ``precomputed=``."""
+        spec = cls.precomputed_teacher(cfg)
+        if spec is None:
+            return cls(student, teacher, cfg)
+        return cls(student, teacher, cfg, precomputed=ctx.load_teacher(spec))
 
     def train(self, mode: bool = True):
         if not isinstance(mode, bool):
@@ -73,11 +91,15 @@ class Distiller(nn.Module):
         return self.student(image)[0]
 
     def forward(self, **kwargs):
-        if self.training:
-            return self.forward_train(**kwargs)
-        return self.forward_test(kwargs["image"])
+        if not self.training:
+            return self.forward_test(kwargs["image"])
+        image = kwargs.get("image")
+        if image is not None and image.ndim == 5:  # a (weak, strong) pair packed as [B, 2, C, H, W]
+            kwargs["image_weak"], kwargs["image_strong"] = kwargs.pop("image").unbind(1)
+        return self.forward_train(**kwargs)
 
 
+@register("NONE")
 class Vanilla(Distiller):
     """Plain cross-entropy training (mdistiller's ``NONE``)."""
 

@@ -1,5 +1,3 @@
-"""Stage 2 engine: trainer, checkpoints, evaluation, logging."""
+"""Stage 2 engine: building a run (:mod:`.build`), the trainer, checkpoints, evaluation, logging."""
 
 from .trainer import Trainer  # noqa: F401
-
-trainer_dict = {"base": Trainer}

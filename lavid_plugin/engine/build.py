@@ -1,64 +1,132 @@
-"""Build students, teachers and the distiller from a config (the registry decides, no TYPE chains)."""
+"""A run, built once: the distiller class, the data, the build context and the distiller.
+
+The plugin's ``tools/train.py`` and the mdistiller bridge both build from here, so views, splits,
+the distiller's train-set wrapping, loaders and precomputed teachers are set up one way:
+
+    cls = distiller_class(cfg)                  # the one place DISTILLER.TYPE is checked
+    run = setup_data(cfg, cls, run_dir=...)     # loaders + the BuildContext
+    distiller = build_distiller(cfg, run.context, cls)
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 from ..errors import LavidError
+from ..teachers import LoadedTeacher, TeacherFile
+
+
+def distiller_class(cfg, registry: dict | None = None):
+    """``DISTILLER.TYPE``'s class in ``registry`` (default: the plugin's ``distiller_dict``)."""
+    if registry is None:
+        from ..distillers import distiller_dict as registry
+    kind = cfg.DISTILLER.TYPE
+    if kind not in registry:
+        raise LavidError(f"DISTILLER.TYPE {kind!r} is not registered; known: {sorted(registry)}")
+    return registry[kind]
 
 
 @dataclass
 class BuildContext:
+    """What a distiller may need from the dataset when it is built: class names, the training-set
+    size, and (through ``splits``) the sample ids and per-sample teacher classes its precomputed
+    teacher aligns to."""
     cfg: object
     class_names: Sequence[str]
     num_data: int = 0
-    _signature: object = field(default=None, repr=False)
-    #: names the signature aligns to when they are not the labels' (Waterbirds: the CUB species)
-    signature_classes: Sequence[str] | None = None
-    #: per training sample, its row of the aligned signature (None: the row is the label)
-    signature_rows: Sequence[int] | None = None
+    splits: object = field(default=None, repr=False)
 
-    def signature(self):
-        """``LAVID.SIGNATURE`` loaded once and aligned by name to the dataset's classes (or to its
-        ``signature_classes``)."""
-        if self._signature is None:
-            from ..signature.signature import LLMSignature
+    @classmethod
+    def from_splits(cls, cfg, splits) -> "BuildContext":
+        return cls(cfg, list(splits.classes), len(splits.train), splits)
 
-            path = self.cfg.LAVID.SIGNATURE
-            if not path:
-                raise LavidError("LAVID.SIGNATURE is empty: set it to a signature file (lavid signature extract/import)")
-            sig = LLMSignature.load(path)
-            try:
-                names = self.signature_classes if self.signature_classes is not None else self.class_names
-                self._signature = sig.align(names, normalize=self.cfg.LAVID.NORMALIZE_NAMES)
-            except LavidError as e:
-                raise LavidError(f"{path}: {e}") from None
-        return self._signature
+    @property
+    def sample_ids(self) -> list[str]:
+        """Training samples' ids: image paths relative to ``DATASET.ROOT``, ``/``-separated."""
+        from ..data import image_list_of
+
+        ds = image_list_of(self.splits.train) if self.splits is not None else None
+        if ds is None:
+            raise LavidError("this distiller's teacher is keyed by training image, but the build context has no "
+                             "image dataset to take the sample ids from")
+        root = os.path.abspath(self.cfg.DATASET.ROOT)
+        return [Path(os.path.relpath(os.path.abspath(p), root)).as_posix() for p, _ in ds.samples]
+
+    def load_teacher(self, spec: TeacherFile) -> LoadedTeacher:
+        """Load the precomputed teacher ``spec`` names and align it to this dataset; errors name the
+        file and the config key."""
+        if not spec.path:
+            raise LavidError(f"{spec.key} is empty: set it to the teacher file this distiller reads")
+        try:
+            if spec.per == "class":
+                from ..signature.signature import LLMSignature
+
+                names = getattr(self.splits, "signature_classes", None) or self.class_names
+                table = LLMSignature.load(spec.path).align(names, normalize=spec.normalize_names)
+                return LoadedTeacher(table, getattr(self.splits, "signature_rows", None))
+            from ..image_teacher import SampleBank
+
+            return LoadedTeacher(SampleBank.load(spec.path).align(self.sample_ids))
+        except LavidError as e:
+            msg = str(e)
+            raise LavidError(msg if msg.startswith(str(spec.path)) else f"{spec.path} ({spec.key}): {msg}") from None
 
 
-def build_distiller(cfg, class_names: Sequence[str], num_data: int = 0, signature=None, splits=None):
-    """Student (+ teacher) + distiller from ``cfg``; ``splits`` (a :class:`~lavid_plugin.data.Splits`)
-    passes dataset facts a distiller may need (LaViD's per-sample signature rows)."""
-    from ..distillers import distiller_dict
+@dataclass
+class RunData:
+    train_loader: object
+    val_loader: object
+    splits: object
+    context: BuildContext
+
+
+def setup_data(cfg, cls=None, *, views=None, run_dir=None, rank: int = 0, world: int = 1, generator=None) -> RunData:
+    """Views -> splits -> the distiller's ``wrap_train_set`` -> loaders, and the build context.
+
+    ``cls``: the class whose registry hooks describe ``DISTILLER.TYPE`` (default
+    :func:`distiller_class`); ``views`` overrides its ``views_for`` (mdistiller's
+    ``get_dataset_strong``); ``run_dir``: where a drawn split is saved. Under DDP rank 0 prepares the
+    data (the demo's images, a drawn split) before the other ranks read it."""
+    import torch.distributed as dist
+
+    from ..data import build_loaders, build_splits
+
+    cls = cls if cls is not None else distiller_class(cfg)
+    views = tuple(views or cls.views_for(cfg))
+    if world > 1:
+        if rank == 0:
+            build_splits(cfg, views, run_dir=run_dir)
+        dist.barrier()
+    splits = build_splits(cfg, views, run_dir=run_dir)
+    splits.train = cls.wrap_train_set(cfg, splits.train)
+    train, val = build_loaders(cfg, splits, rank=rank, world=world, generator=generator)
+    return RunData(train, val, splits, BuildContext.from_splits(cfg, splits))
+
+
+def build_teacher(cfg, cls, num_classes: int):
+    """The trained visual teacher, frozen, when ``cls`` needs one; else None."""
     from ..models import build_model, load_weights
 
-    kind = cfg.DISTILLER.TYPE
-    if kind not in distiller_dict:
-        raise LavidError(f"DISTILLER.TYPE {kind!r} is not registered; known: {sorted(distiller_dict)}")
-    cls = distiller_dict[kind]
-    num_classes = len(class_names)
-    student = build_model(cfg.DISTILLER.STUDENT, num_classes)
+    if not cls.needs_teacher(cfg):
+        return None
+    if not cfg.DISTILLER.TEACHER_CKPT:
+        raise LavidError(f"DISTILLER.TYPE {cfg.DISTILLER.TYPE} needs a trained visual teacher: set "
+                         f"DISTILLER.TEACHER_CKPT (train one with DISTILLER.TYPE NONE, DISTILLER.STUDENT "
+                         f"{cfg.DISTILLER.TEACHER})")
+    teacher = load_weights(build_model(cfg.DISTILLER.TEACHER, num_classes), cfg.DISTILLER.TEACHER_CKPT, "teacher")
+    return teacher.requires_grad_(False)
+
+
+def build_distiller(cfg, ctx: BuildContext, cls=None):
+    """Student (+ visual teacher) + distiller; the distiller's ``build`` reads its precomputed
+    teacher through ``ctx``."""
+    from ..models import build_model, load_weights
+
+    cls = cls if cls is not None else distiller_class(cfg)
+    student = build_model(cfg.DISTILLER.STUDENT, len(ctx.class_names))
     if cfg.DISTILLER.STUDENT_CKPT:
         load_weights(student, cfg.DISTILLER.STUDENT_CKPT, "student")
-    teacher = None
-    if cls.needs_teacher(cfg):
-        if not cfg.DISTILLER.TEACHER_CKPT:
-            raise LavidError(f"DISTILLER.TYPE {kind} needs a trained visual teacher: set DISTILLER.TEACHER_CKPT "
-                             f"(train one with DISTILLER.TYPE NONE, DISTILLER.STUDENT {cfg.DISTILLER.TEACHER})")
-        teacher = load_weights(build_model(cfg.DISTILLER.TEACHER, num_classes), cfg.DISTILLER.TEACHER_CKPT, "teacher")
-        teacher.requires_grad_(False)
-    ctx = BuildContext(cfg, list(class_names), num_data, signature,
-                       signature_classes=getattr(splits, "signature_classes", None),
-                       signature_rows=getattr(splits, "signature_rows", None))
-    return cls.build(student, teacher, cfg, ctx)
+    return cls.build(student, build_teacher(cfg, cls, len(ctx.class_names)), cfg, ctx)

@@ -53,42 +53,31 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True):
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from ..data import build_loaders, build_splits
-    from ..distillers import distiller_dict
-    from .build import build_distiller
+    from ..utils import atomic_write_text
+    from .build import build_distiller, distiller_class, setup_data
     from .trainer import Trainer, seed_everything
 
     rank, world, device = setup_distributed()
     seed_everything(cfg.EXPERIMENT.SEED, cfg.EXPERIMENT.DETERMINISTIC)
-    if cfg.DISTILLER.TYPE not in distiller_dict:
-        raise LavidError(f"DISTILLER.TYPE {cfg.DISTILLER.TYPE!r} is not registered; known: {sorted(distiller_dict)}")
-    views = distiller_dict[cfg.DISTILLER.TYPE].views_for(cfg)
+    cls = distiller_class(cfg)
     name = experiment_name(cfg, list(opts))
     run_dir = os.path.join(cfg.LOG.PREFIX, name)
-    if world > 1:  # rank 0 prepares data (the demo, a drawn split) before the others read it
-        if rank == 0:
-            build_splits(cfg, views, run_dir=run_dir)
-        dist.barrier()
-    splits = build_splits(cfg, views, run_dir=run_dir)
-    splits.train = distiller_dict[cfg.DISTILLER.TYPE].wrap_train_set(cfg, splits.train)
     gen = torch.Generator()
     gen.manual_seed(max(cfg.EXPERIMENT.SEED, 0))
-    train_loader, val_loader = build_loaders(cfg, splits, rank=rank, world=world, generator=gen)
-    distiller = build_distiller(cfg, splits.classes, len(splits.train), splits=splits).to(device)
+    run = setup_data(cfg, cls, run_dir=run_dir, rank=rank, world=world, generator=gen)
+    distiller = build_distiller(cfg, run.context, cls).to(device)
     if rank == 0:  # only once everything was built: a run that cannot start leaves no folder behind
-        from ..utils import atomic_write_text
-
         atomic_write_text(os.path.join(run_dir, "config.yaml"), cfg.dump())  # what `lavid report` reads
     if device.startswith("cuda") and cfg.SOLVER.AMP:
         distiller = distiller.to(memory_format=torch.channels_last)
     model = DDP(distiller, device_ids=[int(device.split(":")[1])] if device.startswith("cuda") else None) \
         if world > 1 else distiller
+    splits = run.splits
     if rank == 0:
-        extra = distiller.get_extra_parameters() if hasattr(distiller, "get_extra_parameters") else 0
         print(f"[lavid] {cfg.DISTILLER.TYPE} on {cfg.DATASET.TYPE}: {len(splits.train)} train / "
               f"{len(splits.val)} test images, {len(splits.classes)} classes, device {device}, world {world}, "
-              f"extra parameters {extra}", flush=True)
-    trainer = Trainer(name, model, train_loader, val_loader, cfg, device=device, rank=rank, world=world,
+              f"extra parameters {distiller.get_extra_parameters()}", flush=True)
+    trainer = Trainer(name, model, run.train_loader, run.val_loader, cfg, device=device, rank=rank, world=world,
                       generator=gen, progress=progress, group_names=splits.group_names)
     trainer.train(resume=resume, stop_after_epoch=stop_after_epoch)
     if world > 1:
@@ -118,9 +107,9 @@ def train_main(argv=None) -> int:
 
 def eval_main(argv=None) -> int:
     from ..config import load_cfg
-    from ..data import build_loaders, build_splits
-    from ..models import load_weights
-    from .build import build_distiller
+    from ..distillers import Vanilla
+    from ..models import build_model, load_weights
+    from .build import setup_data
     from .trainer import evaluate
 
     p = argparse.ArgumentParser("evaluate a trained student (lavid-plugin)")
@@ -132,14 +121,10 @@ def eval_main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         cfg = load_cfg(args.cfg, args.opts)
-        splits = build_splits(cfg, run_dir=args.split_dir or os.path.dirname(os.path.abspath(args.ckpt)))
-        _, val = build_loaders(cfg, splits)
-        from ..models import build_model
-        from ..distillers import Vanilla
-
-        student = load_weights(build_model(cfg.DISTILLER.STUDENT, len(splits.classes)), args.ckpt, "student")
+        run = setup_data(cfg, Vanilla, run_dir=args.split_dir or os.path.dirname(os.path.abspath(args.ckpt)))
+        student = load_weights(build_model(cfg.DISTILLER.STUDENT, len(run.splits.classes)), args.ckpt, "student")
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        result = evaluate(Vanilla(student).to(device), val, device, group_names=splits.group_names)
+        result = evaluate(Vanilla(student).to(device), run.val_loader, device, group_names=run.splits.group_names)
     except LavidError as e:
         print(f"eval.py: error: {e}", file=sys.stderr)
         return 2

@@ -128,9 +128,6 @@ class LLMSignature(nn.Module):
     def forward(self, target: torch.Tensor) -> torch.Tensor:
         return self.targets[target]
 
-    def lookup(self, target: torch.Tensor) -> torch.Tensor:
-        return self.targets[target]
-
     # ------------------------------------------------------------------ alignment
     def align(self, dataset_class_names: Sequence[str], *, normalize: bool = False,
               allow_extra: bool = False) -> "LLMSignature":
@@ -230,10 +227,8 @@ class LLMSignature(nn.Module):
             if key not in tensors:
                 raise LavidError(f"{path}: signature lacks tensor {key!r}")
         qs = _questions_from_json(meta.get("questions"))
-        sig = cls(meta["class_names"], tensors["probs"], tensors["offsets"], logits=tensors.get("logits"),
-                  questions=qs, provenance=meta.get("provenance", {}))
-        sig.source_path = str(path)
-        return sig
+        return cls(meta["class_names"], tensors["probs"], tensors["offsets"], logits=tensors.get("logits"),
+                   questions=qs, provenance=meta.get("provenance", {}))
 
     @classmethod
     def import_reference_json(cls, path: str | Path, *, questions: Sequence[Question] | None = None,
