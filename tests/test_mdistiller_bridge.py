@@ -126,6 +126,15 @@ def test_lavid_alone_needs_no_visual_teacher_checkpoint(md, demo):
     assert distiller.teacher is distiller.signature and distiller.signature.num_classes == 12
 
 
+def test_a_distiller_built_before_get_dataset_reads_its_signature_aligned(md, demo):
+    import json
+
+    cfg = md_cfg(md, demo, "res18.yaml", "EXPERIMENT.NAME", "built-first")  # a config get_dataset never saw
+    names = json.loads((demo / "demo" / "classes.json").read_text())["classes"]
+    distiller = md.distiller_dict["LAVID"](md.model_dict["resnet18"][0](num_classes=len(names)), None, cfg)
+    assert distiller.signature.class_names == names and distiller.teacher is distiller.signature
+
+
 def test_a_distillation_run_without_teacher_checkpoint_is_a_clear_error(md, demo):
     from lavid_plugin.errors import LavidError
 
