@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from lavid_plugin.signature.extract import AnswerExtractor, naive_answer_logits, resolve_label_token_ids
+from lavid_plugin.signature.extract import AnswerExtractor, resolve_label_token_ids
+from reference_answers import naive_answer_logits  # scripts/ is on sys.path when a script runs
 from lavid_plugin.signature.prompts import option_labels
 from lavid_plugin.signature.questions import read_questions
 from lavid_plugin.signature.tiny_lm import build_tiny_causal_lm, build_tokenizer

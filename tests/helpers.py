@@ -27,3 +27,15 @@ def small_demo(root, train=4, test=2):
 
     ensure_demo_dataset(root, train_per_class=train, test_per_class=test)
     return [n for n, _ in demo_classes()]
+
+
+def load_script(name):
+    """A module of scripts/ (benchmarks' and tests' shared baselines), imported by path."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"scripts_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -8,8 +8,8 @@ import torch
 from conftest import EXAMPLES
 from lavid_plugin.cli import main as lavid_main
 from lavid_plugin.errors import LavidError
-from lavid_plugin.signature.extract import (AnswerExtractor, ExtractionStats, naive_answer_logits,
-                                            resolve_label_token_ids)
+from helpers import load_script
+from lavid_plugin.signature.extract import AnswerExtractor, ExtractionStats, resolve_label_token_ids
 from lavid_plugin.signature.prompts import option_labels
 from lavid_plugin.signature.questions import Question
 from lavid_plugin.signature.signature import LLMSignature
@@ -32,7 +32,7 @@ def test_batched_equals_naive_reference(tiny_lm, batch_size):
     lengths = [len(ex.encode(p)) for p in prompts]
     assert max(lengths) > 3 * min(lengths)  # very different lengths really are batched together
     tids = resolve_label_token_ids(tok, option_labels(5))
-    ref = naive_answer_logits(model, tok, prompts, tids)  # one prompt at a time, full logits
+    ref = load_script("reference_answers").naive_answer_logits(model, tok, prompts, tids)  # one prompt at a time, full logits
     Q = len(qs)
     for c in range(len(names)):
         for q, question in enumerate(qs):
@@ -120,6 +120,44 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "class 'A' appears twice" in err and "Traceback" not in err
     assert not (tmp_path / "o.safetensors").exists()
+
+
+class _ColourAnswerer:
+    """A backend written against the answerer interface alone: logit 1 for an option the class name contains."""
+    from lavid_plugin.signature.questions import Instantiator
+
+    instantiator = Instantiator()
+
+    @classmethod
+    def from_cli(cls, args, instantiator):
+        return cls(), {"bonus": 2.0}
+
+    def option_logits(self, questions, class_names, bonus=0.0):
+        return torch.tensor([[bonus * (o.lower() in n.lower()) for q in questions for o in q.options]
+                             for n in class_names])
+
+    def provenance(self):
+        return {"source": "test", "answering_model": "colour words"}
+
+
+def test_a_registered_backend_answers_through_the_cli(tmp_path, capsys, monkeypatch):
+    from lavid_plugin.signature import answerers
+
+    monkeypatch.setitem(answerers.ANSWERERS, "colours", _ColourAnswerer)
+    qf, cf = tmp_path / "q.txt", tmp_path / "c.json"
+    qf.write_text("What colour is the class?\n1. Red\n2. Blue\n3. Green\n")
+    cf.write_text('["Red Wren", "Blue Jay"]')
+    out = tmp_path / "s.safetensors"
+    args = ["signature", "extract", "--model", "-", "--questions", str(qf), "--classes", str(cf), "-o", str(out)]
+    assert lavid_main(args + ["--backend", "colours", "--temperature", "0.5"]) == 0
+    sig = LLMSignature.load(out)
+    e4 = torch.exp(torch.tensor(4.0))
+    assert torch.allclose(sig.targets[0], torch.stack([e4, torch.tensor(1.0), torch.tensor(1.0)]) / (e4 + 2))
+    prov = sig.provenance  # the backend's own provenance plus what the shared path records
+    assert (prov["answering_model"], prov["temperature"], prov["question_source"]) == ("colour words", 0.5, str(qf))
+    assert lavid_main(args + ["--backend", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown answer backend 'nope'; registered: ['colours', 'embedding', 'llm']" in err
 
 
 def test_embedding_backend_with_tiny_encoder(tmp_path):

@@ -41,25 +41,7 @@ def add_parser(sub) -> None:
     v.add_argument("--strict", action="store_true", help="exit 1 when any problem is found")
     v.set_defaults(func=cmd_validate)
 
-    e = ss.add_parser("extract", help="answer every question for every class -> signature")
-    e.add_argument("--model", required=True, help="causal LM (HF id or local path); with --backend embedding an encoder or 'minilm'")
-    e.add_argument("--questions", required=True)
-    e.add_argument("--classes", required=True)
-    e.add_argument("-o", "--output", required=True, help="signature file (.safetensors)")
-    e.add_argument("--backend", choices=["llm", "embedding"], default="llm")
-    e.add_argument("--batch-size", type=int, default=16)
-    e.add_argument("--temperature", type=float, default=1.0)
-    e.add_argument("--labels", choices=["number", "letter"], default="number")
-    e.add_argument("--template", help="answer prompt with {label_kind} {question} {options}; default: the authors'")
-    e.add_argument("--plain", action="store_true", help="no chat template (base models)")
-    e.add_argument("--placeholder", action="append", help="extra placeholder phrase, e.g. 'the flower'")
-    e.add_argument("--validation", choices=["strict", "lenient", "warn"], default="warn")
-    e.add_argument("--cache-dir", help="answer shards for resuming (default: OUTPUT.cache/)")
-    e.add_argument("--device")
-    e.add_argument("--device-map", help="e.g. 'auto' for models larger than one GPU")
-    e.add_argument("--trust-remote-code", action="store_true")
-    e.add_argument("--no-progress", action="store_true")
-    e.set_defaults(func=cmd_extract)
+    _add_extract(ss)
 
     i = ss.add_parser("import", help="convert the authors' released JSON to a signature file")
     i.add_argument("json")
@@ -81,6 +63,29 @@ def add_parser(sub) -> None:
     t.add_argument("--classes", help="class list whose words enter the vocabulary")
     t.add_argument("--vocab-size", type=int, default=2048)
     t.set_defaults(func=cmd_make_tiny_lm)
+
+
+def _add_extract(ss) -> None:
+    e = ss.add_parser("extract", help="answer every question for every class -> signature")
+    e.add_argument("--model", required=True, help="causal LM (HF id or local path); with --backend embedding an encoder or 'minilm'")
+    e.add_argument("--questions", required=True)
+    e.add_argument("--classes", required=True)
+    e.add_argument("-o", "--output", required=True, help="signature file (.safetensors)")
+    e.add_argument("--backend", default="llm", help="answer backend, one of the registered: "
+                   "llm (a causal LM's option-label logits), embedding (sentence-embedding similarity, no LLM)")
+    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--temperature", type=float, default=1.0)
+    e.add_argument("--labels", choices=["number", "letter"], default="number")
+    e.add_argument("--template", help="answer prompt with {label_kind} {question} {options}; default: the authors'")
+    e.add_argument("--plain", action="store_true", help="no chat template (base models)")
+    e.add_argument("--placeholder", action="append", help="extra placeholder phrase, e.g. 'the flower'")
+    e.add_argument("--validation", choices=["strict", "lenient", "warn"], default="warn")
+    e.add_argument("--cache-dir", help="answer shards for resuming (default: OUTPUT.cache/)")
+    e.add_argument("--device")
+    e.add_argument("--device-map", help="e.g. 'auto' for models larger than one GPU")
+    e.add_argument("--trust-remote-code", action="store_true")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(func=cmd_extract)
 
 
 def _read_inputs(args, with_classes=True):
@@ -128,30 +133,18 @@ def cmd_validate(args) -> int:
 
 
 def cmd_extract(args) -> int:
+    from .answerers import build_signature, get_answerer
     from .questions import apply_validation
 
     qs, names, inst, report = _read_inputs(args)
     if not names:
         raise LavidError("--classes is required")
     qs = apply_validation(qs, report, args.validation, warn=_warn)
+    backend = get_answerer(args.backend)  # before any model loads: a wrong name lists the registered ones
+    answerer, options = backend.from_cli(args, inst)
+    sig = build_signature(answerer, qs, names, temperature=args.temperature, question_source=str(args.questions),
+                          **options)
     out = Path(args.output)
-    if args.backend == "embedding":
-        from .embedding import EmbeddingAnswerer
-
-        ans = EmbeddingAnswerer(args.model, instantiator=inst, device=args.device or "cpu")
-        sig = ans.extract(qs, names, temperature=args.temperature, question_source=str(args.questions))
-    else:
-        from .extract import AnswerExtractor, load_causal_lm
-        from .prompts import AUTHORS_ANSWER_TEMPLATE
-
-        model, tok = load_causal_lm(args.model, device=args.device, device_map=args.device_map,
-                                    trust_remote_code=args.trust_remote_code)
-        ex = AnswerExtractor(model, tok, model_id=args.model, template=args.template or AUTHORS_ANSWER_TEMPLATE,
-                             label_kind=args.labels, use_chat_template=False if args.plain else None,
-                             instantiator=inst)
-        cache = args.cache_dir or str(out) + ".cache"
-        sig = ex.extract(qs, names, batch_size=args.batch_size, temperature=args.temperature, cache_dir=cache,
-                         progress=not args.no_progress, question_source=str(args.questions))
     sig.save(out)
     print(f"wrote {out}: K={sig.num_classes} Q={sig.num_questions} dim={sig.dim}")
     return 0

@@ -16,9 +16,9 @@ from typing import Sequence
 import torch
 
 from ..errors import LavidError
-from .extract import library_versions
+from .answerers import build_signature
 from .questions import Instantiator, Question
-from .signature import LLMSignature, check_unique_class_names
+from .signature import LLMSignature
 
 MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
 
@@ -62,27 +62,27 @@ class EmbeddingAnswerer:
             out.append(torch.nn.functional.normalize(e, dim=-1).float().cpu())
         return torch.cat(out)
 
-    def extract(self, questions: Sequence[Question], class_names: Sequence[str], *, temperature: float = 1.0,
-                question_source: str | None = None, progress: bool = False) -> LLMSignature:
-        if temperature <= 0:
-            raise LavidError(f"temperature must be > 0, got {temperature}")
-        check_unique_class_names(list(class_names), "class list")
-        questions = list(questions)
+    @classmethod
+    def from_cli(cls, args, instantiator):
+        return cls(args.model, instantiator=instantiator, device=args.device or "cpu"), {}
+
+    def option_logits(self, questions: Sequence[Question], class_names: Sequence[str], **_) -> torch.Tensor:
+        """``scale * cos(question about the class, option)``, ``[K, sum M]``."""
         options = sorted({o for q in questions for o in q.options})
         opt_emb = dict(zip(options, self.embed(options)))
         texts = [self.instantiator(q.text, n) for n in class_names for q in questions]
         q_emb = self.embed(texts).view(len(class_names), len(questions), -1)
         rows = []
         for c in range(len(class_names)):
-            parts = []
-            for j, q in enumerate(questions):
-                o = torch.stack([opt_emb[x] for x in q.options])
-                parts.append(self.scale * (o @ q_emb[c, j]))
+            parts = [self.scale * (torch.stack([opt_emb[x] for x in q.options]) @ q_emb[c, j])
+                     for j, q in enumerate(questions)]
             rows.append(torch.cat(parts))
-        logits = torch.stack(rows)
-        prov = {"source": "sentence-embedding", "answer_backend": "sentence-embedding similarity (not an LLM answer)",
-                "answering_model": self.model_name, "question_source": question_source,
-                "similarity_scale": self.scale, "temperature": temperature,
-                "placeholders": self.instantiator.table, "library_versions": library_versions()}
-        return LLMSignature.from_option_logits(class_names, logits, questions, temperature=temperature,
-                                               provenance=prov)
+        return torch.stack(rows)
+
+    def provenance(self) -> dict:
+        return {"source": "sentence-embedding", "answer_backend": "sentence-embedding similarity (not an LLM answer)",
+                "answering_model": self.model_name, "similarity_scale": self.scale}
+
+    def extract(self, questions: Sequence[Question], class_names: Sequence[str], *, temperature: float = 1.0,
+                question_source: str | None = None, progress: bool = False) -> LLMSignature:
+        return build_signature(self, questions, class_names, temperature=temperature, question_source=question_source)

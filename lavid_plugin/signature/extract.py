@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +28,10 @@ import torch
 
 from ..errors import LavidError
 from ..utils import atomic_path, sha256_text
+from .answerers import build_signature
 from .prompts import AUTHORS_ANSWER_TEMPLATE, PLAIN_CHAT_WRAPPER, answer_message, option_labels
 from .questions import Instantiator, Question
-from .signature import LLMSignature, check_unique_class_names
+from .signature import LLMSignature
 
 
 @dataclass
@@ -41,12 +41,6 @@ class ExtractionStats:
     num_batches_computed: int = 0
     seconds: float = 0.0
     computed_keys: list[str] = field(default_factory=list)
-
-
-def library_versions() -> dict:
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version()}
 
 
 def resolve_label_token_ids(tokenizer, labels: Sequence[str]) -> list[int]:
@@ -73,33 +67,20 @@ def resolve_label_token_ids(tokenizer, labels: Sequence[str]) -> list[int]:
     return ids
 
 
-class AnswerExtractor:
-    """Batched, resumable answer extraction with any transformers causal LM."""
+class PromptBuilder:
+    """The answer prompts, rendered and tokenized: needs a tokenizer, not a model."""
 
-    def __init__(self, model, tokenizer, *, model_id: str | None = None, template: str = AUTHORS_ANSWER_TEMPLATE,
-                 label_kind: str = "number", use_chat_template: bool | None = None,
-                 instantiator: Instantiator | None = None):
-        self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.model_id = model_id or getattr(model.config, "_name_or_path", "") or type(model).__name__
-        self.template = template
-        self.label_kind = label_kind
+    def __init__(self, tokenizer, *, template: str = AUTHORS_ANSWER_TEMPLATE, label_kind: str = "number",
+                 use_chat_template: bool | None = None, instantiator: Instantiator | None = None,
+                 name: str | None = None):
+        self.tokenizer, self.template, self.label_kind = tokenizer, template, label_kind
         has_template = getattr(tokenizer, "chat_template", None) is not None
         self.use_chat_template = has_template if use_chat_template is None else use_chat_template
         if self.use_chat_template and not has_template:
-            raise LavidError(f"tokenizer {self.model_id!r} has no chat template; use the plain template for base models")
+            raise LavidError(f"tokenizer {name or type(tokenizer).__name__!r} has no chat template; use the plain "
+                             f"template for base models")
         self.instantiator = instantiator or Instantiator()
-        params = inspect.signature(model.forward).parameters
-        self._keep_kw = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
-        self._pass_positions = "position_ids" in params
-        pad = tokenizer.pad_token_id
-        if pad is None:
-            pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-        self.pad_id = int(pad)
-        cfg = json.dumps(model.config.to_dict(), sort_keys=True, default=str)
-        self.fingerprint = sha256_text(self.model_id, str(next(model.parameters()).dtype), cfg)
 
-    # ------------------------------------------------------------------ prompts
     def render(self, message: str) -> str:
         if self.use_chat_template:
             return self.tokenizer.apply_chat_template(
@@ -119,6 +100,47 @@ class AnswerExtractor:
                                      label_kind=self.label_kind)
                 out.append(self.render(msg))
         return out
+
+
+class AnswerExtractor:
+    """Batched, resumable answer extraction with any transformers causal LM (backend ``llm``)."""
+
+    def __init__(self, model, tokenizer, *, model_id: str | None = None, template: str = AUTHORS_ANSWER_TEMPLATE,
+                 label_kind: str = "number", use_chat_template: bool | None = None,
+                 instantiator: Instantiator | None = None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.model_id = model_id or getattr(model.config, "_name_or_path", "") or type(model).__name__
+        self.prompts = PromptBuilder(tokenizer, template=template, label_kind=label_kind,
+                                     use_chat_template=use_chat_template, instantiator=instantiator,
+                                     name=self.model_id)
+        self.instantiator = self.prompts.instantiator
+        params = inspect.signature(model.forward).parameters
+        self._keep_kw = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
+        self._pass_positions = "position_ids" in params
+        pad = tokenizer.pad_token_id
+        if pad is None:
+            pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+        self.pad_id = int(pad)
+        cfg = json.dumps(model.config.to_dict(), sort_keys=True, default=str)
+        self.fingerprint = sha256_text(self.model_id, str(next(model.parameters()).dtype), cfg)
+        self.token_ids: list[int] = []
+
+    @classmethod
+    def from_cli(cls, args, instantiator):
+        model, tok = load_causal_lm(args.model, device=args.device, device_map=args.device_map,
+                                    trust_remote_code=args.trust_remote_code)
+        ex = cls(model, tok, model_id=args.model, template=args.template or AUTHORS_ANSWER_TEMPLATE,
+                 label_kind=args.labels, use_chat_template=False if args.plain else None, instantiator=instantiator)
+        return ex, {"batch_size": args.batch_size, "cache_dir": args.cache_dir or str(args.output) + ".cache",
+                    "progress": not args.no_progress}
+
+    # prompt building lives in PromptBuilder; these keep the extractor's own API
+    def build_prompts(self, questions: Sequence[Question], class_names: Sequence[str]) -> list[str]:
+        return self.prompts.build_prompts(questions, class_names)
+
+    def encode(self, text: str) -> list[int]:
+        return self.prompts.encode(text)
 
     # ------------------------------------------------------------------ model
     @torch.inference_mode()
@@ -140,24 +162,18 @@ class AnswerExtractor:
         logits = self.model(**kwargs).logits[:, -1, :]
         return logits[:, token_ids].float().cpu()
 
-    # ------------------------------------------------------------------ main
-    def extract(self, questions: Sequence[Question], class_names: Sequence[str], *, batch_size: int = 16,
-                temperature: float = 1.0, cache_dir: str | Path | None = None, progress: bool = True,
-                on_batch_end: Callable[[int, int], None] | None = None, question_source: str | None = None,
-                stats: ExtractionStats | None = None) -> LLMSignature:
-        if temperature <= 0:
-            raise LavidError(f"temperature must be > 0, got {temperature}")
+    # ------------------------------------------------------------------ answerer interface
+    def option_logits(self, questions: Sequence[Question], class_names: Sequence[str], *, batch_size: int = 16,
+                      cache_dir: str | Path | None = None, progress: bool = True,
+                      on_batch_end: Callable[[int, int], None] | None = None,
+                      stats: ExtractionStats | None = None) -> torch.Tensor:
+        """``[K, sum M]`` option-label logits; batches fixed up front, resumable from ``cache_dir``."""
         if batch_size < 1:
             raise LavidError(f"batch size must be >= 1, got {batch_size}")
-        check_unique_class_names(list(class_names), "class list")
-        questions = list(questions)
-        if not questions:
-            raise LavidError("no questions to answer")
         max_m = max(q.num_options for q in questions)
-        token_ids = resolve_label_token_ids(self.tokenizer, option_labels(max_m, self.label_kind))
+        token_ids = self.token_ids = resolve_label_token_ids(self.tokenizer, option_labels(max_m, self.prompts.label_kind))
         stats = stats if stats is not None else ExtractionStats()
         t0 = time.perf_counter()
-
         prompts = self.build_prompts(questions, class_names)
         Q = len(questions)
         keys = [sha256_text(self.fingerprint, p, json.dumps(token_ids)) for p in prompts]
@@ -173,13 +189,11 @@ class AnswerExtractor:
         for b, idx in enumerate(batches):
             bkeys = [keys[i] for i in idx]
             if all(k in known for k in bkeys):
-                for k in bkeys:
-                    results[k] = known[k]
+                results.update((k, known[k]) for k in bkeys)
                 bar.update(len(idx))
                 continue
             logits = self.last_logits([encoded[i] for i in idx], token_ids)
-            for k, row in zip(bkeys, logits):
-                results[k] = row
+            results.update(zip(bkeys, logits))
             if cache:
                 cache.write(bkeys, logits)
             stats.num_computed += len(idx)
@@ -189,30 +203,29 @@ class AnswerExtractor:
             if on_batch_end is not None:
                 on_batch_end(b, len(batches))
         bar.close()
-
         counts = [q.num_options for q in questions]
-        rows_logits = []
-        for c in range(len(class_names)):
-            rows_logits.append(torch.cat([results[keys[c * Q + q]][: counts[q]] for q in range(Q)]))
-        logits = torch.stack(rows_logits)
+        rows = [torch.cat([results[keys[c * Q + q]][: counts[q]] for q in range(Q)]) for c in range(len(class_names))]
         stats.seconds = time.perf_counter() - t0
-        prov = {
+        return torch.stack(rows)
+
+    def provenance(self) -> dict:
+        return {
             "source": "llm-answers",
             "answer_backend": "causal-lm next-token logits over option labels",
             "answering_model": self.model_id,
             "model_fingerprint": self.fingerprint,
-            "question_source": question_source,
-            "prompt_template": self.template,
-            "chat_template": self.use_chat_template,
-            "label_kind": self.label_kind,
-            "label_token_ids": token_ids,
-            "placeholders": self.instantiator.table,
-            "temperature": temperature,
+            "prompt_template": self.prompts.template,
+            "chat_template": self.prompts.use_chat_template,
+            "label_kind": self.prompts.label_kind,
+            "label_token_ids": self.token_ids,
             "dtype": str(next(self.model.parameters()).dtype),
-            "library_versions": library_versions(),
         }
-        return LLMSignature.from_option_logits(class_names, logits, questions, temperature=temperature,
-                                               provenance=prov)
+
+    def extract(self, questions: Sequence[Question], class_names: Sequence[str], *, temperature: float = 1.0,
+                question_source: str | None = None, **options) -> LLMSignature:
+        """The signature (see :func:`~.answerers.build_signature`); ``options`` as :meth:`option_logits`."""
+        return build_signature(self, questions, class_names, temperature=temperature,
+                               question_source=question_source, **options)
 
 
 def _progress(total: int, enabled: bool):
@@ -249,19 +262,6 @@ class _ShardCache:
         path = self.root / f"shard-{sha256_text(*keys)[:24]}.safetensors"
         with atomic_path(path) as tmp:
             save_file({"logits": logits.contiguous()}, str(tmp), metadata={"keys": json.dumps(keys)})
-
-
-def naive_answer_logits(model, tokenizer, prompts: Sequence[str], token_ids: Sequence[int], *,
-                        add_special_tokens: bool = False) -> torch.Tensor:
-    """The plain computation, for tests and benchmarks: one prompt at a time, full logits."""
-    device = next(model.parameters()).device
-    rows = []
-    with torch.inference_mode():
-        for p in prompts:
-            ids = torch.tensor([tokenizer.encode(p, add_special_tokens=add_special_tokens)], device=device)
-            full = model(input_ids=ids).logits  # [1, L, V]
-            rows.append(full[0, -1, list(token_ids)].float().cpu())
-    return torch.stack(rows)
 
 
 def load_causal_lm(model_id: str, *, device: str | None = None, device_map: str | None = None,

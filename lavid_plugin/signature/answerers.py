@@ -1,0 +1,75 @@
+"""Answer backends behind one interface, and their registry.
+
+An *answerer* turns questions and class names into raw option logits; :func:`build_signature` (the
+one shared path) checks the inputs, softmaxes per question at the temperature and writes the
+provenance, so every backend yields the same kind of :class:`~.signature.LLMSignature`::
+
+    class MyAnswerer:
+        instantiator: Instantiator          # how "the class" becomes a class name
+
+        @classmethod
+        def from_cli(cls, args, instantiator): ...  # -> (answerer, options): `lavid signature extract --backend NAME`
+        def option_logits(self, questions, class_names, **options) -> torch.Tensor: ...  # [K, sum M]
+        def provenance(self) -> dict: ...   # model, prompt, ...: what produced the logits
+
+    register_answerer("mine", "my_pkg.my_module:MyAnswerer")   # or the class itself
+
+Registered here: ``llm`` (a transformers causal LM's next-token logits over the option labels,
+:class:`~.extract.AnswerExtractor`) and ``embedding`` (sentence-embedding similarity,
+:class:`~.embedding.EmbeddingAnswerer`, for machines without a GPU; labelled as not an LLM).
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+from typing import Sequence
+
+from ..errors import LavidError
+from .questions import Question
+from .signature import LLMSignature, check_unique_class_names
+
+#: backend name -> class, or "module:attribute" imported when first used
+ANSWERERS: dict = {
+    "llm": "lavid_plugin.signature.extract:AnswerExtractor",
+    "embedding": "lavid_plugin.signature.embedding:EmbeddingAnswerer",
+}
+
+
+def register_answerer(name: str, target) -> None:
+    """Add a backend: ``target`` is its class or ``"module:attribute"``."""
+    ANSWERERS[name] = target
+
+
+def get_answerer(name: str):
+    """The backend class registered as ``name``; an unknown name lists the registered ones."""
+    if name not in ANSWERERS:
+        raise LavidError(f"unknown answer backend {name!r}; registered: {sorted(ANSWERERS)}")
+    target = ANSWERERS[name]
+    if isinstance(target, str):
+        module, _, attr = target.partition(":")
+        target = ANSWERERS[name] = getattr(importlib.import_module(module), attr)
+    return target
+
+
+def library_versions() -> dict:
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version()}
+
+
+def build_signature(answerer, questions: Sequence[Question], class_names: Sequence[str], *, temperature: float = 1.0,
+                    question_source: str | None = None, **options) -> LLMSignature:
+    """Answer every question for every class with ``answerer``; ``options`` go to its
+    ``option_logits`` (batch size, cache folder, progress bar, ...)."""
+    if temperature <= 0:
+        raise LavidError(f"temperature must be > 0, got {temperature}")
+    check_unique_class_names(list(class_names), "class list")
+    questions = list(questions)
+    if not questions:
+        raise LavidError("no questions to answer")
+    logits = answerer.option_logits(questions, list(class_names), **options)
+    prov = {**answerer.provenance(), "question_source": question_source, "temperature": temperature,
+            "placeholders": answerer.instantiator.table, "library_versions": library_versions()}
+    return LLMSignature.from_option_logits(class_names, logits, questions, temperature=temperature, provenance=prov)
