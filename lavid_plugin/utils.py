@@ -53,3 +53,42 @@ def sha256_text(*parts: str) -> str:
         h.update(b"\x00")
     return h.hexdigest()
 
+
+
+def save_tensor_file(path: str | os.PathLike, tensors: dict, meta: dict) -> Path:
+    """Tensors as safetensors with ``meta`` as JSON under the header key ``lavid``, written atomically:
+    the file format of every precomputed teacher (signatures, sample banks)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file({k: t.contiguous().cpu() for k, t in tensors.items()}, str(tmp),
+                  metadata={"lavid": json.dumps(meta, ensure_ascii=False)})
+    return path
+
+
+def load_tensor_file(path: str | os.PathLike, what: str) -> tuple[dict, dict]:
+    """``(tensors, meta)`` of a file :func:`save_tensor_file` wrote; nothing is unpickled. A missing
+    or unreadable file, or metadata that is absent or not a JSON object, is one error naming ``path``."""
+    from safetensors import SafetensorError, safe_open
+
+    from .errors import LavidError
+
+    path = Path(path)
+    if not path.is_file():
+        raise LavidError(f"{what} file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("lavid")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise LavidError(f"{path}: not a readable safetensors {what} ({e})") from None
+    if raw is None:
+        raise LavidError(f"{path}: safetensors file has no 'lavid' metadata: not a LaViD {what}")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise LavidError(f"{path}: its 'lavid' metadata is not JSON ({e.msg}): not a LaViD {what}") from None
+    if not isinstance(meta, dict):
+        raise LavidError(f"{path}: its 'lavid' metadata is not a JSON object: not a LaViD {what}")
+    return tensors, meta

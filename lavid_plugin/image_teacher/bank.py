@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import LavidError
-from ..utils import atomic_path
+from ..utils import load_tensor_file, save_tensor_file
 
 FORMAT = "lavid-sample-bank"
 FORMAT_VERSION = 1
@@ -95,33 +95,13 @@ class SampleBank(nn.Module):
         return h.hexdigest()
 
     def save(self, path: str | Path) -> Path:
-        from safetensors.torch import save_file
-
-        path = Path(path)
         meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "sample_ids": self.sample_ids,
                 "provenance": {**self.provenance, "content_hash": self.content_hash()}}
-        with atomic_path(path) as tmp:
-            save_file({n: t.contiguous().cpu() for n, t in self.tensors().items()}, str(tmp),
-                      metadata={"lavid": json.dumps(meta, ensure_ascii=False)})
-        return path
+        return save_tensor_file(path, self.tensors(), meta)
 
     @classmethod
     def load(cls, path: str | Path) -> "SampleBank":
-        from safetensors import SafetensorError, safe_open
-
-        path = Path(path)
-        if not path.is_file():
-            raise LavidError(f"sample bank not found: {path}")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                raw = (f.metadata() or {}).get("lavid")
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except (SafetensorError, OSError, ValueError) as e:
-            raise LavidError(f"{path}: not a readable safetensors sample bank ({e})") from None
-        try:
-            meta = json.loads(raw) if raw is not None else None
-        except json.JSONDecodeError as e:
-            raise LavidError(f"{path}: its 'lavid' metadata is not JSON ({e.msg})") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("sample_ids"), list):
+        tensors, meta = load_tensor_file(path, "sample bank")
+        if meta.get("format") != FORMAT or not isinstance(meta.get("sample_ids"), list):
             raise LavidError(f"{path}: not a LaViD sample bank (no '{FORMAT}' metadata with sample_ids)")
         return cls(meta["sample_ids"], tensors, provenance=meta.get("provenance", {}), source=str(path))

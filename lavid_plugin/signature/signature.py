@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import LavidError
-from ..utils import atomic_path
+from ..utils import load_tensor_file, save_tensor_file
 from .questions import Question
 
 FORMAT_VERSION = 1
@@ -196,33 +196,17 @@ class LLMSignature(nn.Module):
         }
 
     def save(self, path: str | Path) -> Path:
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        tensors = {"probs": self.targets.contiguous().cpu(), "logits": self.logits.contiguous().cpu(),
-                   "offsets": self.offsets.contiguous().cpu()}
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"lavid": json.dumps(self.metadata(), ensure_ascii=False)})
-        return path
+        tensors = {"probs": self.targets, "logits": self.logits, "offsets": self.offsets}
+        return save_tensor_file(path, tensors, self.metadata())
 
     @classmethod
     def load(cls, path: str | Path) -> "LLMSignature":
-        from safetensors import SafetensorError, safe_open
-
         path = Path(path)
-        if not path.is_file():
-            raise LavidError(f"signature file not found: {path}")
-        if path.suffix == ".json":
+        if path.suffix == ".json" and path.is_file():
             raise LavidError(f"{path} is a JSON file; import the authors' format first: lavid signature import {path}")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                raw = (f.metadata() or {}).get("lavid")
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except (SafetensorError, OSError, ValueError) as e:
-            raise LavidError(f"{path}: not a readable safetensors signature ({e})") from None
-        if raw is None:
-            raise LavidError(f"{path}: safetensors file has no 'lavid' metadata: not a LaViD signature")
-        meta = json.loads(raw)
+        tensors, meta = load_tensor_file(path, "signature")
+        if not isinstance(meta.get("class_names"), list):
+            raise LavidError(f"{path}: its 'lavid' metadata lists no class_names: not a LaViD signature")
         for key in ("probs", "offsets"):
             if key not in tensors:
                 raise LavidError(f"{path}: signature lacks tensor {key!r}")
