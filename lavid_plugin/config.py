@@ -184,6 +184,8 @@ CFG.LAVID.VIEWS = ["weak"]  # with a two-view base (MLKD): which views get the L
 CFG.LAVID.LOSS = CN()
 CFG.LAVID.LOSS.CE_WEIGHT = 1.0  # gamma of the authors' code: weight of CE (BASE NONE) or of the base loss
 CFG.LAVID.LOSS.LAVID_WEIGHT = 40.0  # lambda (beta in the authors' code; 40 in their README)
+# scale lambda by (Q*M) / 250, so the paper's lambda (set for Q*M = 250) keeps its meaning for other Q, M
+CFG.LAVID.LOSS.SCALE_TO_PAPER = False
 
 
 def get_cfg_defaults() -> CN:

@@ -145,3 +145,18 @@ def test_teacher_checkpoint_errors_name_the_problem(tmp_path):
         load_weights(build_model("resnet50", 3), tmp_path / "r18.pth", "teacher")
     m = load_weights(build_model("resnet18", 3), tmp_path / "r18.pth", "teacher")
     assert isinstance(m, torch.nn.Module)
+
+
+def test_lambda_warning_and_scale_to_paper(capsys):
+    sig = random_signature(NAMES, counts=(2, 2, 4))  # Q*M = 8: a small custom signature
+    user = tiny_cfg(SOLVER__LR=0.02, LAVID__LOSS__LAVID_WEIGHT=4.0)  # the step is 6x the paper's
+    d = LaViD(build_model("resnet18", K), sig, user)
+    err = capsys.readouterr().err
+    assert "6.2x the paper's 0.0016" in err and "lambda 0.64 would match it" in err and d.lavid_weight == 4.0
+    paper = random_signature(NAMES, counts=(5,) * 50)  # the paper: lr 0.01, lambda 40, Q*M 250
+    LaViD(build_model("resnet18", K), paper, tiny_cfg(SOLVER__LR=0.01, LAVID__LOSS__LAVID_WEIGHT=40.0))
+    assert "warning" not in capsys.readouterr().err
+    scaled = LaViD(build_model("resnet18", K), sig, tiny_cfg(SOLVER__LR=0.01, LAVID__LOSS__LAVID_WEIGHT=40.0,
+                                                             LAVID__LOSS__SCALE_TO_PAPER=True))
+    assert scaled.lavid_weight == 40.0 * 8 / 250  # the head's step lr*lambda/(Q*M) is the paper's 0.0016 again
+    assert "warning" not in capsys.readouterr().err

@@ -228,7 +228,11 @@ def test_question_generation_over_http_retries_for_the_rest(tmp_path, monkeypatc
     assert [q.text for q in qs] == ["What colour is the class?", "Does the class sing?"]
     assert len(_FakeChat.seen) == 2 and _FakeChat.seen[0][1] == "Bearer sk-secret"
     second_prompt = _FakeChat.seen[1][0]["messages"][0]["content"]
-    assert "Write 1 multiple-choice" in second_prompt and "- What colour is the class?" in second_prompt
+    assert "1. Generate 1 questions for distinguishing" in second_prompt  # the paper's A.5 prompt, by default
+    assert "- What colour is the class?" in second_prompt
+    prov = json.loads((tmp_path / "q.txt.provenance.json").read_text())
+    assert (prov["prompt_template"], prov["num_questions"], prov["num_options"]) == ("paper", 2, 2)
+    assert "sk-secret" not in json.dumps(prov)
 
 
 def test_question_generation_fails_naming_the_count(tmp_path):

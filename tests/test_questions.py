@@ -79,3 +79,20 @@ def test_example_files_are_valid_apart_from_variable_m():
     assert len(qs) == 6 and not warns
     rep = validate_questions(qs)
     assert {i.kind for i in rep.issues} <= {"option_count"}
+
+
+def test_default_generation_prompt_is_the_papers_a5_text():
+    from conftest import SHARED
+
+    paper = SHARED / "paper" / "mcq_generation_prompt.txt"
+    if not paper.is_file():
+        pytest.skip("../shared/paper is absent (only the project's developers and CI have it)")
+    from lavid_plugin.signature.prompts import generation_prompt
+
+    names = ["Black footed Albatross", "Laysan Albatross", "Sooty Albatross"]
+    ours = generation_prompt(names, 50, 5)
+    # the appendix's line breaks are typesetting and its "Ψ" an indentation: equal up to whitespace
+    want = paper.read_text(encoding="utf-8").replace("Ψ", " ").replace("<classes>", ", ".join(names))
+    assert " ".join(ours.split()) == " ".join(want.split())
+    assert "Generate 20 questions" in generation_prompt(names, 20, 3) and "have 3 answer" in generation_prompt(names, 20, 3)
+    assert "Write 50 multiple-choice" in generation_prompt(names, 50, 5, template="plugin")

@@ -107,3 +107,20 @@ def test_lookup_gives_each_label_its_own_class_row_after_save_load_and_align(tmp
     flat = {n: torch.tensor([p for q in sig.class_matrix(n) for p in q]) for n in "abc"}
     assert torch.equal(rows, torch.stack([flat["c"], flat["b"], flat["a"], flat["c"]]))
     assert torch.allclose(rows[:, :2].sum(1), torch.ones(4)) and torch.allclose(rows[:, 2:].sum(1), torch.ones(4))
+
+
+def test_a_released_file_with_an_empty_question_imports_without_it(tmp_path, capsys):
+    from lavid_plugin.cli import main as lavid
+
+    data = {"a": [[0.5, 0.5], [], [0.1, 0.9]], "b": [[0.2, 0.8], [], [0.3, 0.7]]}
+    path = tmp_path / "qwen_chat_3-2.json"
+    path.write_text(json.dumps(data))
+    out = tmp_path / "s.safetensors"
+    assert lavid(["signature", "import", str(path), "-o", str(out)]) == 0
+    assert "dropping question(s) [2] of 3: no options" in capsys.readouterr().err
+    sig = LLMSignature.load(out)
+    assert sig.option_counts == [2, 2] and sig.provenance["dropped_empty_questions"] == [2]
+    assert torch.allclose(sig.targets[1], torch.tensor([0.2, 0.8, 0.3, 0.7]))
+    out.unlink()
+    assert lavid(["signature", "import", str(path), "-o", str(out), "--strict"]) == 2
+    assert "question(s) [2] have no options" in capsys.readouterr().err and not out.exists()

@@ -5,6 +5,10 @@ answer probabilities, trained with::
 
     L = CE_WEIGHT * L_base + LAVID_WEIGHT * mean((S(x) - T_y)^2)
 
+(``LAVID_WEIGHT * (Q*M) / 250`` with ``LAVID.LOSS.SCALE_TO_PAPER``: the paper's lambda 40 is for
+Q*M = 250; the head's step grows like ``lr * lambda / (Q*M)``, and the build warns when that is
+more than 3x the paper's 0.0016.)
+
 where ``T_y`` is the class's signature row (an :class:`~lavid_plugin.signature.LLMSignature`, looked
 up by label) and ``L_base`` is cross-entropy (``LAVID.BASE: NONE``) or any base distiller's losses
 (KD, DKD, MLKD, RKD, ...), e.g. ``BASE: MLKD`` + ``EXPERIMENT.LOGIT_STAND: True`` with a ResNet-50
@@ -53,6 +57,40 @@ def pooled_dim(student) -> int:
     raise LavidError(f"cannot tell the pooled feature size of {type(student).__name__}")
 
 
+#: the paper's setting: lr 0.01, lambda 40, Q*M = 250 (50 questions x 5 options)
+PAPER_LR, PAPER_LAMBDA, PAPER_DIM = 0.01, 40.0, 250
+#: warn when the head's step lr * lambda / (Q*M) exceeds the paper's by more than this factor
+HEAD_STEP_WARN_FACTOR = 3.0
+
+
+def effective_lambda(cfg, dim: int) -> float:
+    """``LAVID.LOSS.LAVID_WEIGHT``, times ``(Q*M) / 250`` with ``LAVID.LOSS.SCALE_TO_PAPER``.
+
+    Warning: the issue that asked for this option wrote the factor as ``250 / (Q*M)``; that makes the
+    head's step ``lr * lambda / (Q*M)`` *further* from the paper's for every Q*M but 250. The factor
+    that keeps the paper's lambda meaning the same (the same step, the same weight on the summed
+    squared error) is ``(Q*M) / 250``, used here."""
+    lam = float(cfg.LAVID.LOSS.LAVID_WEIGHT)
+    return lam * dim / PAPER_DIM if cfg.LAVID.LOSS.SCALE_TO_PAPER else lam
+
+
+def warn_if_head_step_large(lr: float, lam: float, dim: int) -> bool:
+    """The mean over Q*M outputs makes the head's step grow like ``lr * lambda / (Q*M)``; the paper's is
+    0.0016. Far above it (a small custom signature with the paper's lambda) training can diverge in
+    the first epoch: say so, once, with the lambda that would match the paper."""
+    paper = PAPER_LR * PAPER_LAMBDA / PAPER_DIM
+    step = lr * lam / dim
+    if step <= HEAD_STEP_WARN_FACTOR * paper:
+        return False
+    import sys
+
+    print(f"[lavid] warning: LaViD head step lr*lambda/(Q*M) = {lr:g}*{lam:g}/{dim} = {step:.4f} is {step / paper:.1f}x "
+          f"the paper's {paper:.4f} (lr {PAPER_LR}, lambda {PAPER_LAMBDA:g}, Q*M {PAPER_DIM}); lambda "
+          f"{paper * dim / lr:.3g} would match it (or set LAVID.LOSS.SCALE_TO_PAPER True to scale lambda by "
+          f"(Q*M)/250)", file=sys.stderr)
+    return True
+
+
 @register("LAVID")
 class LaViD(Distiller):
     def __init__(self, student, teacher, cfg, signature=None, precomputed=None):
@@ -78,13 +116,14 @@ class LaViD(Distiller):
         self.signature = signature  # a buffer-only module: moves with .to(), not in state_dict
         self.head = nn.Linear(pooled_dim(student), signature.dim)
         self.ce_weight = cfg.LAVID.LOSS.CE_WEIGHT
-        self.lavid_weight = cfg.LAVID.LOSS.LAVID_WEIGHT
+        self.lavid_weight = effective_lambda(cfg, signature.dim)
         self.views = tuple(v.lower() for v in cfg.LAVID.VIEWS)
         bad = [v for v in self.views if v not in ("weak", "strong")]
         if bad or not self.views:
             raise LavidError(f"LAVID.VIEWS must list 'weak' and/or 'strong', got {list(cfg.LAVID.VIEWS)}")
         if self.lavid_weight < 0 or self.ce_weight < 0:
             raise LavidError(f"LAVID loss weights must be >= 0, got CE_WEIGHT={self.ce_weight}, LAVID_WEIGHT={self.lavid_weight}")
+        warn_if_head_step_large(cfg.SOLVER.LR, self.lavid_weight, signature.dim)
         if rows is not None:
             self.set_sample_rows(rows)
 

@@ -60,9 +60,11 @@ def library_versions() -> dict:
 
 
 def build_signature(answerer, questions: Sequence[Question], class_names: Sequence[str], *, temperature: float = 1.0,
-                    question_source: str | None = None, **options) -> LLMSignature:
+                    question_source: str | None = None, question_provenance: dict | None = None,
+                    **options) -> LLMSignature:
     """Answer every question for every class with ``answerer``; ``options`` go to its
-    ``option_logits`` (batch size, cache folder, progress bar, ...)."""
+    ``option_logits`` (batch size, cache folder, progress bar, ...). ``question_provenance``: how the
+    questions were generated (generator, prompt template), recorded when known."""
     if temperature <= 0:
         raise LavidError(f"temperature must be > 0, got {temperature}")
     check_unique_class_names(list(class_names), "class list")
@@ -72,4 +74,6 @@ def build_signature(answerer, questions: Sequence[Question], class_names: Sequen
     logits = answerer.option_logits(questions, list(class_names), **options)
     prov = {**answerer.provenance(), "question_source": question_source, "temperature": temperature,
             "placeholders": answerer.instantiator.table, "library_versions": library_versions()}
+    if question_provenance:
+        prov["question_provenance"] = question_provenance
     return LLMSignature.from_option_logits(class_names, logits, questions, temperature=temperature, provenance=prov)

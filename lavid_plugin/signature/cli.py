@@ -22,6 +22,8 @@ def add_parser(sub) -> None:
     q.add_argument("-q", "--num-questions", type=int, default=50)
     q.add_argument("-m", "--num-options", type=int, default=5)
     q.add_argument("--description", help="a short description of the dataset for the prompt")
+    q.add_argument("--prompt", choices=["paper", "plugin"], default="paper",
+                   help="generation prompt: the paper's appendix A.5 text (default) or the plugin's own wording")
     q.add_argument("--backend", choices=["hf", "openai"], default="openai")
     q.add_argument("--model", help="HF model id/path, or the endpoint's model name")
     q.add_argument("--base-url", default="https://api.openai.com/v1", help="OpenAI-compatible endpoint")
@@ -48,6 +50,8 @@ def add_parser(sub) -> None:
     i.add_argument("--questions", help="the question file it answers (counts are checked)")
     i.add_argument("--classes", help="align to this class list (dataset label order)")
     i.add_argument("--normalize-names", action="store_true")
+    i.add_argument("--strict", action="store_true", help="refuse a file with a question that has no options "
+                   "(default: drop it with a warning, recorded in the provenance)")
     i.add_argument("-o", "--output", help="default: ./NAME.safetensors in the current folder")
     i.set_defaults(func=cmd_import)
 
@@ -103,13 +107,14 @@ def _read_inputs(args, with_classes=True):
 
 
 def cmd_questions(args) -> int:
+    from .answerers import library_versions
     from .generate import HFChatBackend, OpenAIChatBackend, generate_questions, write_question_file
     from .prompts import generation_prompt
     from .signature import read_class_names
 
     names = read_class_names(args.classes)
     if args.print_prompt:
-        print(generation_prompt(names, args.num_questions, args.num_options, args.description))
+        print(generation_prompt(names, args.num_questions, args.num_options, args.description, template=args.prompt))
         return 0
     if not args.output or not args.model:
         raise LavidError("--model and -o/--output are required (or use --print-prompt)")
@@ -118,8 +123,11 @@ def cmd_questions(args) -> int:
     else:
         chat = HFChatBackend(args.model, temperature=args.temperature, trust_remote_code=args.trust_remote_code)
     qs = generate_questions(chat, names, args.num_questions, args.num_options, description=args.description,
-                            max_rounds=args.max_rounds, log=_warn)
-    write_question_file(args.output, qs)
+                            max_rounds=args.max_rounds, log=_warn, template=args.prompt)
+    prov = {"generator": chat.describe(), "prompt_template": args.prompt, "num_questions": args.num_questions,
+            "num_options": args.num_options, "description": args.description, "temperature": args.temperature,
+            "classes": str(args.classes), "library_versions": library_versions()}
+    write_question_file(args.output, qs, prov)
     print(f"wrote {len(qs)} questions to {args.output}")
     return 0
 
@@ -142,8 +150,10 @@ def cmd_extract(args) -> int:
     qs = apply_validation(qs, report, args.validation, warn=_warn)
     backend = get_answerer(args.backend)  # before any model loads: a wrong name lists the registered ones
     answerer, options = backend.from_cli(args, inst)
+    from .generate import read_question_provenance
+
     sig = build_signature(answerer, qs, names, temperature=args.temperature, question_source=str(args.questions),
-                          **options)
+                          question_provenance=read_question_provenance(args.questions), **options)
     out = Path(args.output)
     sig.save(out)
     print(f"wrote {out}: K={sig.num_classes} Q={sig.num_questions} dim={sig.dim}")
@@ -159,7 +169,8 @@ def cmd_import(args) -> int:
         qs, _ = read_questions(args.questions)
     names = read_class_names(args.classes) if args.classes else None
     sig = LLMSignature.import_reference_json(args.json, questions=qs, questions_source=args.questions,
-                                             class_names=names, normalize=args.normalize_names)
+                                             class_names=names, normalize=args.normalize_names,
+                                             strict=args.strict, warn=lambda m: _warn(f"warning: {m}"))
     out = Path(args.output or Path(args.json).with_suffix(".safetensors").name)
     sig.save(out)
     print(f"wrote {out}: K={sig.num_classes} Q={sig.num_questions} dim={sig.dim}")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import LavidError
-from ..utils import atomic_write_text
+from ..utils import atomic_write_json, atomic_write_text
 from .prompts import generation_prompt
 from .questions import Question, format_questions, parse_questions_text, validate_questions
 
@@ -92,14 +92,16 @@ class HFChatBackend:
 
 
 def generate_questions(chat: ChatFn, class_names: Sequence[str], num_questions: int, num_options: int, *,
-                       description: str | None = None, max_rounds: int = 4, log=print) -> list[Question]:
+                       description: str | None = None, max_rounds: int = 4, log=print,
+                       template: str = "paper") -> list[Question]:
     """Ask ``chat`` until ``num_questions`` valid, distinct questions are collected."""
     if num_questions < 1 or num_options < 2:
         raise LavidError(f"need at least 1 question and 2 options, got Q={num_questions}, M={num_options}")
     accepted: list[Question] = []
     for rnd in range(1, max_rounds + 1):
         missing = num_questions - len(accepted)
-        prompt = generation_prompt(class_names, missing, num_options, description, existing=accepted)
+        prompt = generation_prompt(class_names, missing, num_options, description, existing=accepted,
+                                   template=template)
         reply = chat(prompt)
         got, _ = parse_questions_text(reply, f"<reply {rnd}>")
         report = validate_questions(accepted + got, num_options=num_options, class_names=class_names,
@@ -114,5 +116,25 @@ def generate_questions(chat: ChatFn, class_names: Sequence[str], num_questions: 
                      f"after {max_rounds} rounds; nothing was written")
 
 
-def write_question_file(path: str | Path, questions: Sequence[Question]) -> None:
+def provenance_path(question_file: str | Path) -> Path:
+    """Where a generated question file's provenance lies: ``<file>.provenance.json`` beside it."""
+    return Path(str(question_file) + ".provenance.json")
+
+
+def write_question_file(path: str | Path, questions: Sequence[Question], provenance: dict | None = None) -> None:
+    """The questions, and (when given) their provenance beside them: generator, prompt template, Q, M."""
+    if provenance is not None:
+        atomic_write_json(provenance_path(path), provenance)
     atomic_write_text(path, format_questions(questions))
+
+
+def read_question_provenance(path: str | Path) -> dict | None:
+    """The provenance written beside a generated question file, or None (hand-written, released files)."""
+    p = provenance_path(path)
+    if not p.is_file():
+        return None
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LavidError(f"{p}: cannot read as JSON ({e})") from None
+    return data if isinstance(data, dict) else None

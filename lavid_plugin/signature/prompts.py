@@ -32,12 +32,34 @@ def answer_message(question_text: str, options: Sequence[str], *, template: str 
     return template.format(label_kind=label_kind, question=question_text, options=opts)
 
 
-def generation_prompt(class_names: Sequence[str], num_questions: int, num_options: int,
-                      description: str | None = None, existing: Sequence[Question] = ()) -> str:
-    """The question-generation prompt (the requirements of the paper's appendix A.5).
+#: The question-generation prompt of the paper's appendix A.5, verbatim ("Its best" included), with
+#: the paper's 50 questions and 5 options as ``{num_questions}``/``{num_options}`` and its
+#: ``<classes>`` as ``{classes}``; the appendix's line breaks are typesetting and are not kept.
+PAPER_GENERATION_TEMPLATE = """Your task:
+1. Generate {num_questions} questions for distinguishing between the classes in a dataset with the requirements below.
+2. Each question should be centered around visual concepts while slight deviation is acceptable. An example of a deviation would be about the environment.
+3. Each question should have {num_options} answer options and each class can only have one correct answer option. Its best to maximize the number classes that each pick a different answer option.
+4. Each question should contain the class in the question.
+5. Questions should maximize the separation between classes like a decision tree maximizing entropy.
+6. Use your understanding of all of the classes and their visual differences to create these questions.
+7. Only output ALL of the questions and answer options.
+8. Do not repeat questions.
+9. Do not write code.
+10. Do not include class names in the answer options.
+The classes:
+{classes}
+Output format:
+- For each question, use the specific format:
+    [Question]
+    1. [Option 1]
+- Do not add additional commentary.
+- Do not include the square brackets in the answer.
+- Do not number the questions."""
 
-    ``existing`` lists questions already accepted, so a follow-up request asks only for new ones.
-    """
+
+def _plugin_prompt(class_names: Sequence[str], num_questions: int, num_options: int, description: str | None) -> str:
+    """The plugin's own wording of the same requirements (names "the class" as the placeholder, asks
+    to spread the classes over the options, spells out the output format)."""
     lines = [
         "Your task:",
         f"1. Write {num_questions} multiple-choice questions that tell apart the classes of an image "
@@ -58,11 +80,36 @@ def generation_prompt(class_names: Sequence[str], num_questions: int, num_option
         "Output format, exactly, with a blank line between questions:",
         "[Question]",
         "1. [Option 1]",
-        f"...",
+        "...",
         f"{num_options}. [Option {num_options}]",
         "Do not number the questions and do not include the square brackets.",
     ]
-    if existing:
-        lines += ["", f"These {len(existing)} questions are already written; do not repeat them or ask the same thing:"]
-        lines += [f"- {q.text}" for q in existing]
     return "\n".join(lines)
+
+
+def _paper_prompt(class_names: Sequence[str], num_questions: int, num_options: int, description: str | None) -> str:
+    text = PAPER_GENERATION_TEMPLATE.format(num_questions=num_questions, num_options=num_options,
+                                            classes=", ".join(class_names))
+    if description:  # not in the paper: said only when the user gives one
+        text = text.replace("\nThe classes:", f"\nThe dataset: {description}\nThe classes:", 1)
+    return text
+
+
+#: ``lavid signature questions --prompt NAME``: "paper" (appendix A.5, the default) or "plugin"
+GENERATION_PROMPTS = {"paper": _paper_prompt, "plugin": _plugin_prompt}
+
+
+def generation_prompt(class_names: Sequence[str], num_questions: int, num_options: int,
+                      description: str | None = None, existing: Sequence[Question] = (), *,
+                      template: str = "paper") -> str:
+    """The question-generation prompt: the paper's appendix A.5 text by default.
+
+    ``existing`` lists questions already accepted, so a follow-up request asks only for new ones.
+    """
+    if template not in GENERATION_PROMPTS:
+        raise ValueError(f"generation prompt must be one of {sorted(GENERATION_PROMPTS)}, got {template!r}")
+    text = GENERATION_PROMPTS[template](class_names, num_questions, num_options, description)
+    if existing:
+        text += "\n\n" + "\n".join([f"These {len(existing)} questions are already written; do not repeat them or "
+                                     "ask the same thing:"] + [f"- {q.text}" for q in existing])
+    return text

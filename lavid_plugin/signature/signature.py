@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -218,15 +219,19 @@ class LLMSignature(nn.Module):
     def import_reference_json(cls, path: str | Path, *, questions: Sequence[Question] | None = None,
                               questions_source: str | None = None,
                               class_names: Sequence[str] | None = None,
-                              normalize: bool = False) -> "LLMSignature":
+                              normalize: bool = False, strict: bool = False, warn=None) -> "LLMSignature":
         """Read the authors' released format ``{class: [[p_1..p_M] per question]}``.
 
         ``minilm_384.json``-style files (``{class: [floats]}``, the word-embedding baseline) become a
         one-"question" signature with ``D`` columns, labelled as embeddings in the provenance.
         With ``questions`` the question count and each option count must match; with
-        ``class_names`` the result is aligned to that label order.
+        ``class_names`` the result is aligned to that label order. A question with no options (one of
+        the released CUB files has one) is dropped with a warning naming its position, and recorded in
+        the provenance; ``strict`` refuses the file instead.
         """
         path = Path(path)
+        warn = warn or (lambda msg: print(f"[lavid] warning: {msg}", file=sys.stderr))
+        empty: list[int] = []
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -247,12 +252,22 @@ class LLMSignature(nn.Module):
                 rows.append([float(x) for x in v])
         else:
             counts = _row_counts(first, path, names[0])
-            rows = []
             for n in names:
                 c = _row_counts(data[n], path, n)
                 if c != counts:
                     raise LavidError(f"{path}: class {n!r} has option counts {c}, but {names[0]!r} has {counts}")
-                rows.append([float(p) for q in data[n] for p in q])
+            # A question with no options answers nothing: the authors' training flattens each class's
+            # answers, so it contributes no column. Drop it, say so, record it (refused when strict).
+            empty = [i for i, m in enumerate(counts) if m == 0]
+            if empty and strict:
+                raise LavidError(f"{path}: question(s) {[i + 1 for i in empty]} have no options (--strict refuses "
+                                 f"the file; without it they are dropped)")
+            if empty:
+                warn(f"{path}: dropping question(s) {[i + 1 for i in empty]} of {len(counts)}: no options in any class")
+                if questions is not None and len(questions) == len(counts):
+                    questions = [q for i, q in enumerate(questions) if i not in empty]
+            counts = [m for m in counts if m]
+            rows = [[float(p) for q in data[n] for p in q] for n in names]
         if questions is not None:
             qcounts = [q.num_options for q in questions]
             src = questions_source or "the question file"
@@ -271,6 +286,8 @@ class LLMSignature(nn.Module):
         prov = {"source": "reference-json", "imported_from": path.name, "kind": kind,
                 "answering_model": _guess_model_from_name(path.stem), "question_source": questions_source,
                 "temperature": 1.0 if kind == "llm_answers" else None}
+        if kind == "llm_answers" and empty:
+            prov["dropped_empty_questions"] = [i + 1 for i in empty]  # 1-based positions in the released file
         sig = cls(names, torch.tensor(rows, dtype=torch.float32), offsets, questions=questions, provenance=prov)
         if class_names is not None:
             sig = sig.align(class_names, normalize=normalize)
@@ -286,7 +303,7 @@ def offsets_from_counts(counts) -> list[int]:
 
 
 def _row_counts(rows, path, name) -> list[int]:
-    if not isinstance(rows, list) or not all(isinstance(q, list) and q for q in rows):
+    if not isinstance(rows, list) or not all(isinstance(q, list) for q in rows):
         raise LavidError(f"{path}: class {name!r} must map to a list of per-question probability lists")
     return [len(q) for q in rows]
 
