@@ -244,30 +244,11 @@ class LLMSignature(nn.Module):
         if isinstance(first, list) and first and all(isinstance(x, (int, float)) for x in first):
             kind = "word_embedding"
             counts = [len(first)]
-            rows = []
-            for n in names:
-                v = data[n]
-                if not isinstance(v, list) or len(v) != counts[0]:
-                    raise LavidError(f"{path}: class {n!r} has {len(v) if isinstance(v, list) else '?'} values, expected {counts[0]}")
-                rows.append([float(x) for x in v])
+            rows = [_vector(data[n], len(first), path, n) for n in names]
         else:
-            counts = _row_counts(first, path, names[0])
-            for n in names:
-                c = _row_counts(data[n], path, n)
-                if c != counts:
-                    raise LavidError(f"{path}: class {n!r} has option counts {c}, but {names[0]!r} has {counts}")
-            # A question with no options answers nothing: the authors' training flattens each class's
-            # answers, so it contributes no column. Drop it, say so, record it (refused when strict).
-            empty = [i for i, m in enumerate(counts) if m == 0]
-            if empty and strict:
-                raise LavidError(f"{path}: question(s) {[i + 1 for i in empty]} have no options (--strict refuses "
-                                 f"the file; without it they are dropped)")
-            if empty:
-                warn(f"{path}: dropping question(s) {[i + 1 for i in empty]} of {len(counts)}: no options in any class")
-                if questions is not None and len(questions) == len(counts):
-                    questions = [q for i, q in enumerate(questions) if i not in empty]
-            counts = [m for m in counts if m]
-            rows = [[float(p) for q in data[n] for p in q] for n in names]
+            counts, rows, empty = _answer_rows(data, path, strict, warn)
+            if empty and questions is not None and len(questions) == len(counts) + len(empty):
+                questions = [q for i, q in enumerate(questions) if i not in empty]
         if questions is not None:
             qcounts = [q.num_options for q in questions]
             src = questions_source or "the question file"
@@ -300,6 +281,32 @@ def offsets_from_counts(counts) -> list[int]:
     for m in counts:
         offsets.append(offsets[-1] + m)
     return offsets
+
+
+def _vector(v, dim: int, path, name) -> list[float]:
+    if not isinstance(v, list) or len(v) != dim:
+        raise LavidError(f"{path}: class {name!r} has {len(v) if isinstance(v, list) else '?'} values, expected {dim}")
+    return [float(x) for x in v]
+
+
+def _answer_rows(data: dict, path, strict: bool, warn) -> tuple[list[int], list[list[float]], list[int]]:
+    """``(option counts, flat rows, dropped positions)`` of ``{class: [[p_1..p_M] per question]}``.
+
+    A question with no options answers nothing: the authors' training flattens each class's answers,
+    so it contributes no column. It is dropped, said and returned (refused when ``strict``)."""
+    names = list(data)
+    counts = _row_counts(data[names[0]], path, names[0])
+    for n in names:
+        c = _row_counts(data[n], path, n)
+        if c != counts:
+            raise LavidError(f"{path}: class {n!r} has option counts {c}, but {names[0]!r} has {counts}")
+    empty = [i for i, m in enumerate(counts) if m == 0]
+    if empty and strict:
+        raise LavidError(f"{path}: question(s) {[i + 1 for i in empty]} have no options (--strict refuses "
+                         f"the file; without it they are dropped)")
+    if empty:
+        warn(f"{path}: dropping question(s) {[i + 1 for i in empty]} of {len(counts)}: no options in any class")
+    return [m for m in counts if m], [[float(p) for q in data[n] for p in q] for n in names], empty
 
 
 def _row_counts(rows, path, name) -> list[int]:
