@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import LavidError
-from .tables import TABLES, Cell, Table, cell_from_tag
+from .tables import TABLES, TEACHER_TABLE, Cell, Table, cell_from_tag, column_of
 from .utils import atomic_write_text
 
 @dataclass
@@ -111,7 +111,8 @@ def grid_columns(table: Table, runs: list[Run]) -> list[tuple]:
             if (folder, s) not in present:
                 continue
             for label, key in table.metrics:
-                parts = ([folder.removeprefix("imagenet_")] if len(table.columns) > 1 else []) + \
+                dataset, group = column_of(folder)
+                parts = ([group or dataset] if len(table.columns) > 1 else []) + \
                         ([s] if len(table.students) > 1 else []) + ([label] if len(table.metrics) > 1 else [])
                 out.append((" ".join(parts), folder, s, key))
     return out
@@ -136,7 +137,7 @@ def build_grid(runs: list[Run], table: Table, which: str) -> Grid:
 def sort_runs(runs: list[Run], table: Table) -> tuple[list[Run], list[Run], list[Run]]:
     """``(the table's runs, runs of other tables, runs whose cell no table knows)``."""
     mine, other, unknown = [], [], []
-    known_tags = {t.tag for t in TABLES.values()} | {"teacher"}
+    known_tags = {t.tag for t in TABLES.values()} | {TEACHER_TABLE}
     for r in runs:
         c = r.cell
         if c is None or c.table not in known_tags:

@@ -60,7 +60,7 @@ def commands(args):
             name = path.stem if is_teacher else f"{path.stem}_seed{seed}"
             opts = ["EXPERIMENT.SEED", str(seed), "EXPERIMENT.NAME", name, "LOG.PREFIX", str(prefix)]
             if cell.needs_visual_teacher:  # the teacher trained above, under the same prefix
-                teacher_run = prefix / cfg.EXPERIMENT.PROJECT / Path(cell.teacher().file).stem
+                teacher_run = prefix / cfg.EXPERIMENT.PROJECT / cell.teacher().name
                 opts += ["DISTILLER.TEACHER_CKPT", str(teacher_run / "student_best")]
             state = run_state(prefix / cfg.EXPERIMENT.PROJECT / name)
             cmd = [sys.executable, str(ROOT / "tools" / "train.py"), "--cfg", str(path.relative_to(ROOT))]

@@ -31,6 +31,8 @@ SIGNATURE_NAME = "qwen2.5-7b_chat_50-5.safetensors"
 SIGNATURE_DIR = {"waterbirds": "cub"}
 #: the visual teacher of every row that distills from one (trained as its own cell first)
 TEACHER_STUDENT, TEACHER_METHOD = "res50", "vanilla"
+#: the first field of a teacher cell's EXPERIMENT.TAG (teachers belong to no table)
+TEACHER_TABLE = "teacher"
 
 # The base distillers' settings are those of the authors' released code (KD: T 1, CE 0.5, KD 0.5;
 # DKD: T 4, alpha 1, beta 2, warm-up 1; MLKD: T 1, CE 0.5, KD 0.5). MLKD's settings are written
@@ -92,7 +94,7 @@ def merge(a: dict, b: dict) -> dict:
 @dataclass(frozen=True)
 class Cell:
     """One run configuration: a table, a column (dataset, group) and a student, a row (method)."""
-    table: str  # the first field of EXPERIMENT.TAG: "table1", ..., or "teacher"
+    table: str  # the first field of EXPERIMENT.TAG: "table1", ..., or TEACHER_TABLE
     dataset: str
     student: str
     method: str
@@ -117,6 +119,11 @@ class Cell:
         return f"{self.table},{self.folder},{self.student},{self.method}"
 
     @property
+    def name(self) -> str:
+        """``EXPERIMENT.NAME`` of the cell's config (and its run folder's name without a seed)."""
+        return f"{self.student}_{self.method}"
+
+    @property
     def project(self) -> str:
         return f"lavid_{self.folder}"
 
@@ -126,12 +133,12 @@ class Cell:
 
     def teacher(self) -> "Cell":
         """The ResNet-50 cell whose ``student_best`` this cell distills from."""
-        return Cell("teacher", self.dataset, TEACHER_STUDENT, TEACHER_METHOD, self.group)
+        return Cell(TEACHER_TABLE, self.dataset, TEACHER_STUDENT, TEACHER_METHOD, self.group)
 
     def config(self) -> dict:
         """The cell's config overrides (what its YAML holds)."""
         cfg = {
-            "EXPERIMENT": {"PROJECT": self.project, "NAME": f"{self.student}_{self.method}", "TAG": self.tag},
+            "EXPERIMENT": {"PROJECT": self.project, "NAME": self.name, "TAG": self.tag},
             "DATASET": {"TYPE": self.dataset, "ROOT": f"./data/{'imagenet' if self.group else self.dataset}",
                         "IMAGE_SIZE": 224, "NUM_WORKERS": 8, "TEST": {"BATCH_SIZE": 64}},
             "DISTILLER": {"STUDENT": STUDENTS[self.student]},
@@ -145,7 +152,7 @@ class Cell:
             cfg["SOLVER"] = {"TRAINER": cfg["SOLVER"].pop("TRAINER"), **cfg["SOLVER"]}
         if self.needs_visual_teacher:
             cfg["DISTILLER"].update(TEACHER=STUDENTS[TEACHER_STUDENT],
-                                    TEACHER_CKPT=f"./output/{self.project}/{self.teacher().file[:-5]}/student_best")
+                                    TEACHER_CKPT=f"./output/{self.project}/{self.teacher().name}/student_best")
         if self.method in READS_SIGNATURE:
             sig_dir = f"imagenet/{self.group}" if self.group else SIGNATURE_DIR.get(self.dataset, self.dataset)
             cfg["LAVID"]["SIGNATURE"] = f"./signatures/{sig_dir}/{SIGNATURE_NAME}"

@@ -53,6 +53,7 @@ def test_each_config_merges_and_is_its_cells_data():
         assert cfg.DATASET.TYPE in DATASETS and cfg.DISTILLER.TYPE in distiller_dict, rel
         assert cfg.DISTILLER.STUDENT == tables.STUDENTS[cell.student], rel
         assert (cfg.EXPERIMENT.PROJECT, cfg.EXPERIMENT.NAME) == (cell.project, f"{cell.student}_{cell.method}"), rel
+        assert path.stem == (cell.student if cell.method == "lavid" else cell.name), rel
         teacher = cell.teacher()
         assert (cfg.DISTILLER.TEACHER_CKPT == f"./output/{teacher.project}/res50_vanilla/student_best") \
             == cell.needs_visual_teacher, rel
