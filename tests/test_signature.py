@@ -124,3 +124,57 @@ def test_a_released_file_with_an_empty_question_imports_without_it(tmp_path, cap
     out.unlink()
     assert lavid(["signature", "import", str(path), "-o", str(out), "--strict"]) == 2
     assert "question(s) [2] have no options" in capsys.readouterr().err and not out.exists()
+
+
+def _released_standin(path, names, rename=None, drop=()):
+    """A file in the released per-group format, its classes named as the released files name them."""
+    rename = rename or {}
+    g = torch.Generator().manual_seed(0)
+    data = {}
+    for n in names:
+        if n in drop:
+            continue
+        data[rename.get(n, n)] = torch.softmax(torch.randn(2, 3, generator=g), -1).tolist()
+    path.write_text(json.dumps(data))
+    return data
+
+
+def test_released_imagenet_group_files_align_through_aliases(tmp_path):
+    """Generated stand-ins with the released files' naming: CLIP-style names, typographic apostrophes,
+    reordered alternatives, and the device group's two duplicate names collapsed into one entry each."""
+    from lavid_plugin.cli import main as lavid
+    from lavid_plugin.signature.cli import imagenet_group_classes
+
+    cases = {
+        "bird": ({"drake (male duck)": "duck"}, ()),
+        "artifact": ({"handrail / baluster": "baluster / handrail"}, ()),
+        "container": ({"coffeepot": "coffeemaker", "motor scooter": "vespa", "crate box": "crate"}, ()),
+        "device": ({"cornet trumpet": "cornet", "potter's wheel": "potter\u2019s wheel"}, ("projectile", "dark glasses")),
+    }
+    for group, (rename, drop) in cases.items():
+        names, _ = imagenet_group_classes(group)
+        data = _released_standin(tmp_path / f"{group}.json", names, rename, drop)
+        out = tmp_path / f"{group}.safetensors"
+        assert lavid(["signature", "import", str(tmp_path / f"{group}.json"), "--imagenet-group", group,
+                      "-o", str(out)]) == 0, group
+        sig = LLMSignature.load(out)
+        assert sig.class_names == names, group
+        for n in names:
+            released = {"projectile": "missile", "dark glasses": "sunglasses"}.get(n, rename.get(n, n))
+            assert torch.allclose(sig.targets[names.index(n)], torch.tensor(data[released]).flatten()), (group, n)
+    with pytest.raises(LavidError, match="no class for dataset class"):  # without the aliases it does not align
+        LLMSignature.import_reference_json(tmp_path / "bird.json", class_names=imagenet_group_classes("bird")[0])
+
+
+def test_the_papers_appendix_names_align_to_every_group_it_lists(tmp_path):
+    from conftest import SHARED
+    from lavid_plugin.signature.cli import imagenet_group_classes
+
+    path = SHARED / "paper" / "imagenet_groups_appendix.json"
+    if not path.is_file():
+        pytest.skip("../shared/paper is absent (only the project's developers and CI have it)")
+    for group, released in json.loads(path.read_text()).items():
+        _released_standin(tmp_path / "g.json", list(dict.fromkeys(released)))
+        names, aliases = imagenet_group_classes(group)
+        sig = LLMSignature.import_reference_json(tmp_path / "g.json", class_names=names, aliases=aliases)
+        assert sig.class_names == names and sig.num_classes == len(names), group

@@ -271,16 +271,27 @@ def waterbirds(cfg, train_tf, val_tf, run_dir=None) -> Splits:
 IMAGENET_GROUPS = Path(__file__).resolve().parents[1] / "assets" / "imagenet_groups.json"
 
 
+def _groups_file() -> dict:
+    return json.loads(IMAGENET_GROUPS.read_text())
+
+
 def imagenet_groups() -> dict[str, list[tuple[str, str]]]:
     """Group name -> ``[(wnid, class name), ...]`` from the shipped WordNet-derived membership file
     (``scripts/make_imagenet_groups.py``)."""
-    data = json.loads(IMAGENET_GROUPS.read_text())
-    return {g: [tuple(x) for x in members] for g, members in data["groups"].items()}
+    return {g: [(m[0], m[1]) for m in members] for g, members in _groups_file()["groups"].items()}
+
+
+def imagenet_aliases() -> dict[str, list[str]]:
+    """wnid -> the class's other names: its synset's WordNet 3.0 lemmas and the name the paper's
+    released group signatures use, so those signatures align although they name 16 classes
+    differently (e.g. "duck" for "drake (male duck)", "canoe" for "kayak")."""
+    return {m[0]: list(m[2]) for members in _groups_file()["groups"].values() for m in members}
 
 
 def imagenet_group(cfg, train_tf, val_tf, run_dir=None) -> Splits:
     """ImageNet restricted to one WordNet group (``DATASET.GROUP``); classes in wnid order, named
-    by the membership file, so the group's own signature aligns by name."""
+    by the membership file, so the group's own signature aligns by name (or by one of the class's
+    aliases, :func:`imagenet_aliases`)."""
     groups = imagenet_groups()
     group = cfg.DATASET.GROUP
     if group not in groups:
@@ -293,7 +304,9 @@ def imagenet_group(cfg, train_tf, val_tf, run_dir=None) -> Splits:
         require(root / split, wnids, "imagenet_group")
     train = image_folder_samples(root / "train", wnids)
     val = image_folder_samples(root / "val", wnids)
-    return _splits(train, val, classes, train_tf, val_tf)
+    aliases = imagenet_aliases()
+    return _splits(train, val, classes, train_tf, val_tf,
+                   class_aliases={n: aliases[w] for w, n in members if aliases.get(w)})
 
 
 def demo_birds(cfg, train_tf, val_tf, run_dir=None) -> Splits:

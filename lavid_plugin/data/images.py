@@ -123,3 +123,5 @@ class Splits:
     group_names: list | None = None
     signature_classes: list | None = None
     signature_rows: list | None = field(default=None, repr=False)
+    #: class name -> other names a per-class teacher may use for it (ImageNet: WordNet lemmas, CLIP-style names)
+    class_aliases: dict | None = field(default=None, repr=False)

@@ -65,7 +65,8 @@ class BuildContext:
                 from ..signature.signature import LLMSignature
 
                 names = getattr(self.splits, "signature_classes", None) or self.class_names
-                table = LLMSignature.load(spec.path).align(names, normalize=spec.normalize_names)
+                table = LLMSignature.load(spec.path).align(names, normalize=spec.normalize_names,
+                                                           aliases=getattr(self.splits, "class_aliases", None))
                 return LoadedTeacher(table, getattr(self.splits, "signature_rows", None))
             from ..image_teacher import SampleBank
 

@@ -49,6 +49,9 @@ def add_parser(sub) -> None:
     i.add_argument("json")
     i.add_argument("--questions", help="the question file it answers (counts are checked)")
     i.add_argument("--classes", help="align to this class list (dataset label order)")
+    i.add_argument("--imagenet-group", metavar="GROUP",
+                   help="align to the plugin's ImageNet WordNet group (DATASET.GROUP), through each class's "
+                        "WordNet lemmas and the released files' names")
     i.add_argument("--normalize-names", action="store_true")
     i.add_argument("--strict", action="store_true", help="refuse a file with a question that has no options "
                    "(default: drop it with a warning, recorded in the provenance)")
@@ -168,13 +171,30 @@ def cmd_import(args) -> int:
     if args.questions:
         qs, _ = read_questions(args.questions)
     names = read_class_names(args.classes) if args.classes else None
+    aliases = None
+    if args.imagenet_group:
+        if names is not None:
+            raise LavidError("give --classes or --imagenet-group, not both")
+        names, aliases = imagenet_group_classes(args.imagenet_group)
     sig = LLMSignature.import_reference_json(args.json, questions=qs, questions_source=args.questions,
                                              class_names=names, normalize=args.normalize_names,
-                                             strict=args.strict, warn=lambda m: _warn(f"warning: {m}"))
+                                             strict=args.strict, warn=lambda m: _warn(f"warning: {m}"),
+                                             aliases=aliases)
     out = Path(args.output or Path(args.json).with_suffix(".safetensors").name)
     sig.save(out)
     print(f"wrote {out}: K={sig.num_classes} Q={sig.num_questions} dim={sig.dim}")
     return 0
+
+
+def imagenet_group_classes(group: str) -> tuple[list[str], dict]:
+    """The plugin's class names of an ImageNet group in label order, and their aliases."""
+    from ..data.datasets import imagenet_aliases, imagenet_groups
+
+    groups = imagenet_groups()
+    if group not in groups:
+        raise LavidError(f"--imagenet-group {group!r} is not an ImageNet group; known: {sorted(groups)}")
+    members, aliases = sorted(groups[group]), imagenet_aliases()
+    return [n for _, n in members], {n: aliases[w] for w, n in members if aliases.get(w)}
 
 
 def cmd_inspect(args) -> int:

@@ -131,12 +131,16 @@ class LLMSignature(nn.Module):
 
     # ------------------------------------------------------------------ alignment
     def align(self, dataset_class_names: Sequence[str], *, normalize: bool = False,
-              allow_extra: bool = False) -> "LLMSignature":
+              allow_extra: bool = False, aliases: dict | None = None) -> "LLMSignature":
         """Reorder rows to the dataset's label order, by class name (never by position).
 
         A dataset class the signature lacks is an error naming it; so is a signature class the
         dataset lacks, unless ``allow_extra``. ``normalize`` folds case, underscores and numeric
         prefixes (``001.Black_footed_Albatross``); the mapping is kept in ``self.alignment``.
+        ``aliases`` (dataset name -> other names, e.g. ImageNet's WordNet lemmas) are tried, with
+        case, apostrophes and the order of ``a / b`` alternatives folded, for a dataset class whose
+        own name the signature lacks; one alias matching two signature rows is an error. Two dataset
+        classes may share one row (the released ImageNet files name two classes "missile").
         """
         dataset_class_names = list(dataset_class_names)
         check_unique_class_names(dataset_class_names, "dataset")
@@ -150,8 +154,17 @@ class LLMSignature(nn.Module):
                 )
             index[k] = i
         order, missing, mapping = [], [], []
+        folded = {}
+        for i, n in enumerate(self.class_names):
+            folded.setdefault(_alias_key(n), set()).add(i)
         for n in dataset_class_names:
             i = index.get(key(n))
+            if i is None and aliases is not None:
+                hits = set().union(*(folded.get(_alias_key(a), set()) for a in [n, *aliases.get(n, ())]))
+                if len(hits) > 1:
+                    raise LavidError(f"dataset class {n!r} matches several signature classes through its aliases: "
+                                     f"{sorted(self.class_names[j] for j in hits)}")
+                i = hits.pop() if hits else None
             if i is None:
                 missing.append(n)
                 continue
@@ -219,7 +232,8 @@ class LLMSignature(nn.Module):
     def import_reference_json(cls, path: str | Path, *, questions: Sequence[Question] | None = None,
                               questions_source: str | None = None,
                               class_names: Sequence[str] | None = None,
-                              normalize: bool = False, strict: bool = False, warn=None) -> "LLMSignature":
+                              normalize: bool = False, strict: bool = False, warn=None,
+                              aliases: dict | None = None) -> "LLMSignature":
         """Read the authors' released format ``{class: [[p_1..p_M] per question]}``.
 
         ``minilm_384.json``-style files (``{class: [floats]}``, the word-embedding baseline) become a
@@ -271,8 +285,14 @@ class LLMSignature(nn.Module):
             prov["dropped_empty_questions"] = [i + 1 for i in empty]  # 1-based positions in the released file
         sig = cls(names, torch.tensor(rows, dtype=torch.float32), offsets, questions=questions, provenance=prov)
         if class_names is not None:
-            sig = sig.align(class_names, normalize=normalize)
+            sig = sig.align(class_names, normalize=normalize, aliases=aliases)
         return sig
+
+
+def _alias_key(name: str) -> str:
+    """Case, spacing, typographic apostrophes and the order of "a / b" alternatives folded."""
+    name = name.replace("\u2019", "'").replace("\u2018", "'")
+    return " / ".join(sorted(" ".join(p.lower().split()) for p in name.split("/")))
 
 
 def offsets_from_counts(counts) -> list[int]:
