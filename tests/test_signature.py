@@ -178,3 +178,16 @@ def test_the_papers_appendix_names_align_to_every_group_it_lists(tmp_path):
         names, aliases = imagenet_group_classes(group)
         sig = LLMSignature.import_reference_json(tmp_path / "g.json", class_names=names, aliases=aliases)
         assert sig.class_names == names and sig.num_classes == len(names), group
+
+
+def test_written_files_get_the_usual_mode_not_mkstemps_0600(tmp_path):
+    import os
+
+    from helpers import random_signature
+
+    umask = os.umask(0o022)
+    try:
+        path = random_signature(["a", "b"]).save(tmp_path / "s.safetensors")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
