@@ -14,11 +14,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lavid", description="LaViD: an LLM teaches a vision student (mdistiller plugin)")
     sub = p.add_subparsers(dest="cmd", required=True)
     sig_cli.add_parser(sub)
-    d = sub.add_parser("demo", help="the embedded demo: vanilla vs LaViD on generated birds, side by side")
+    d = sub.add_parser("demo", help="the embedded demo: vanilla, LaViD and a reference LaViD on generated birds, side by side")
     d.add_argument("--root", default="./data/demo_birds", help="where the demo images are generated")
     d.add_argument("--output", default="./output", help="LOG.PREFIX of the runs")
     d.add_argument("--epochs", type=int, default=None)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=int, default=0, help="the first seed")
+    d.add_argument("--seeds", type=int, default=1, help="seeds per row: prints mean ± std and each seed's value")
     d.set_defaults(func=lambda a: __import__("lavid_plugin.demo", fromlist=["run"]).run(a))
     from .report import add_parser as add_report
 

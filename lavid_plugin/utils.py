@@ -50,6 +50,19 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
         torch.save(obj, tmp)
 
 
+def atomic_link(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """``dst`` becomes a file with ``src``'s bytes, atomically: a hard link where the file system has
+    them (no copy; a later atomic rewrite of ``src`` leaves ``dst`` as it was), else a copy."""
+    import shutil
+
+    with atomic_path(dst) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
 def sha256_text(*parts: str) -> str:
     h = hashlib.sha256()
     for p in parts:

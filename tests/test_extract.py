@@ -175,13 +175,21 @@ def test_embedding_backend_with_tiny_encoder(tmp_path):
     tok.save_pretrained(tmp_path / "enc")
     from lavid_plugin.signature.embedding import EmbeddingAnswerer
 
-    ans = EmbeddingAnswerer(str(tmp_path / "enc"), scale=10.0)
+    ans = EmbeddingAnswerer(str(tmp_path / "enc"), scale=10.0, scoring="question")
     qs = [Question("what colour is the class ?", ("red", "blue"))]
     sig = ans.extract(qs, ["wren", "jay"])
     e = ans.embed(["what colour is the wren ?", "red", "blue"])
     expected = torch.softmax(10.0 * (e[1:] @ e[0]), -1)
     assert torch.allclose(sig.targets[0], expected, atol=1e-5)
     assert "not an LLM" in sig.provenance["answer_backend"]
+    # statement scoring: cos(name, "question: option"), minus the option's mean over classes, standardised
+    ans = EmbeddingAnswerer(str(tmp_path / "enc"), scale=3.0)
+    sig = ans.extract(qs, ["wren", "jay"])
+    n, st = ans.embed(["wren", "jay"]), ans.embed(["what colour is the class : red", "what colour is the class : blue"])
+    sim = n @ st.T
+    sim = sim - sim.mean(0, keepdim=True)
+    assert torch.allclose(sig.targets, torch.softmax(3.0 * sim / sim.std(), -1), atol=1e-5)
+    assert sig.provenance["scoring"] == "statement"
 
 
 class _FakeChat(BaseHTTPRequestHandler):

@@ -102,3 +102,14 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
     assert log.count("epoch: 1") == 1 and log.count("best_acc") == 1  # written once, by rank 0
     assert r.stdout.count("[lavid] LAVID on demo_birds") == 1
     assert "world 2" in r.stdout
+
+
+def test_checkpoints_linked_from_latest_keep_their_bytes_when_latest_is_rewritten(tmp_path):
+    from lavid_plugin.utils import atomic_link, atomic_torch_save
+
+    atomic_torch_save({"epoch": 1}, tmp_path / "latest")
+    atomic_link(tmp_path / "latest", tmp_path / "best")
+    atomic_torch_save({"epoch": 2}, tmp_path / "latest")  # the next epoch, as the trainer writes it
+    assert torch.load(tmp_path / "best", weights_only=True) == {"epoch": 1}
+    assert torch.load(tmp_path / "latest", weights_only=True) == {"epoch": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best", "latest"]  # no temporaries left

@@ -310,7 +310,7 @@ def imagenet_group(cfg, train_tf, val_tf, run_dir=None) -> Splits:
 
 
 def demo_birds(cfg, train_tf, val_tf, run_dir=None) -> Splits:
-    from .demo_birds import ensure_demo_dataset, ensure_demo_signature
+    from .demo_birds import ensure_demo_dataset, ensure_demo_signature, ensure_reference_signature
 
     root = Path(cfg.DATASET.ROOT)
     if not (root / "classes.json").is_file():  # a complete copy (any size) is reused as it is
@@ -318,6 +318,8 @@ def demo_birds(cfg, train_tf, val_tf, run_dir=None) -> Splits:
     sig = Path(cfg.LAVID.SIGNATURE) if cfg.LAVID.SIGNATURE else None
     if sig is not None and sig.resolve() == (root / "signature.safetensors").resolve():
         ensure_demo_signature(root)
+    if sig is not None and sig.resolve() == (root / "reference_signature.safetensors").resolve():
+        ensure_reference_signature(root)
     classes = json.loads((root / "classes.json").read_text())["classes"]
     return _splits(image_folder_samples(root / "train", classes), image_folder_samples(root / "test", classes),
                    classes, train_tf, val_tf)

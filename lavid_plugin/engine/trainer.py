@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from ..data import check_bad_images
 from ..errors import LavidError
-from ..utils import atomic_torch_save
+from ..utils import atomic_link, atomic_torch_save
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
@@ -297,12 +297,13 @@ class Trainer:
         p = self.log_path
         atomic_torch_save(state, p / "latest")
         atomic_torch_save(student, p / "student_latest")
+        # the other checkpoints of this epoch are the same bytes: link them instead of serialising again
         if epoch % self.cfg.LOG.SAVE_CHECKPOINT_FREQ == 0:
-            atomic_torch_save(state, p / f"epoch_{epoch}")
-            atomic_torch_save(student, p / f"student_{epoch}")
+            atomic_link(p / "latest", p / f"epoch_{epoch}")
+            atomic_link(p / "student_latest", p / f"student_{epoch}")
         if test_acc >= self.best_acc:
-            atomic_torch_save(state, p / "best")
-            atomic_torch_save(student, p / "student_best")
+            atomic_link(p / "latest", p / "best")
+            atomic_link(p / "student_latest", p / "student_best")
 
     def resume(self):
         path = self.log_path / "latest"

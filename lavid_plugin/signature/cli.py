@@ -62,6 +62,8 @@ def add_parser(sub) -> None:
     s.add_argument("signature")
     s.add_argument("--png", help="heatmap path (default: SIGNATURE.png)")
     s.add_argument("-k", type=int, default=5)
+    s.add_argument("--attributes", help="JSON {class: [correct option number per question]}: report how often "
+                   "the signature's most probable option is the correct one")
     s.set_defaults(func=cmd_inspect)
 
     t = ss.add_parser("make-tiny-lm", help="write a tiny random-weight causal LM + tokenizer (for trying the tools)")
@@ -203,6 +205,11 @@ def cmd_inspect(args) -> int:
 
     sig = LLMSignature.load(args.signature)
     print(summary(sig, args.k))
+    if args.attributes:
+        from .inspect import attribute_agreement, read_attributes
+
+        hits, total = attribute_agreement(sig, read_attributes(args.attributes, sig))
+        print(f"agreement with {args.attributes}: {hits}/{total} class x question pairs")
     png = heatmap_png(sig, args.png or Path(args.signature).with_suffix(".png"))
     print(f"heatmap: {png}")
     return 0

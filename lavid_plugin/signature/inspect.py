@@ -75,3 +75,39 @@ def heatmap_png(sig: LLMSignature, path: str | Path, max_classes: int = 200) -> 
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return path.with_suffix(".png")
+
+
+def read_attributes(path, sig: LLMSignature) -> dict[str, list[int]]:
+    """``{class name: [correct option number (1-based) per question]}`` from a JSON file, checked
+    against the signature's classes and option counts; errors name the class and question."""
+    import json
+
+    from ..errors import LavidError
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LavidError(f"{path}: cannot read as JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise LavidError(f"{path}: expected {{class name: [correct option number per question]}}")
+    missing = [n for n in sig.class_names if n not in data]
+    if missing:
+        raise LavidError(f"{path}: no attributes for class(es) {missing[:5]}")
+    counts = sig.option_counts
+    for n in sig.class_names:
+        row = data[n]
+        if not isinstance(row, list) or len(row) != len(counts):
+            raise LavidError(f"{path}: class {n!r} needs {len(counts)} option numbers, one per question")
+        bad = [q + 1 for q, (a, m) in enumerate(zip(row, counts)) if not isinstance(a, int) or not 1 <= a <= m]
+        if bad:
+            raise LavidError(f"{path}: class {n!r}: question(s) {bad} have no option with that number")
+    return {n: data[n] for n in sig.class_names}
+
+
+def attribute_agreement(sig: LLMSignature, attributes: dict[str, list[int]]) -> tuple[int, int]:
+    """How many (class, question) pairs the signature's most probable option is the correct one."""
+    hits = 0
+    for k, n in enumerate(sig.class_names):
+        for q in range(sig.num_questions):
+            hits += int(sig.targets[k, sig.question_slice(q)].argmax()) + 1 == attributes[n][q]
+    return hits, sig.num_classes * sig.num_questions
