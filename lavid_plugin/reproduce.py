@@ -6,8 +6,8 @@
 The table's cells come from :mod:`lavid_plugin.tables`. Runs ``tools/train.py`` once per (config,
 seed), one after another, with ``EXPERIMENT.SEED k`` and ``EXPERIMENT.NAME <config>_seed<k>``,
 under ``--prefix``. The ResNet-50 teacher of a dataset (``res50_vanilla.yaml``, seed 0) runs first
-when a row needs it. A run whose worklog ends with mdistiller's ``best_acc`` line is skipped; one
-that stopped half-way is resumed (``--resume``). Afterwards: ``lavid report <prefix> --table N``.
+when a row needs it. A run whose worklog reaches the config's last epoch is skipped; one that stopped
+half-way is resumed (``--resume``). Afterwards: ``lavid report <prefix> --table N``.
 """
 
 from __future__ import annotations
@@ -40,9 +40,14 @@ def plan(table: str, datasets=None, students=None, methods=None) -> list[tuple[t
     return out
 
 
-def run_state(folder: Path) -> str:
+def run_state(folder: Path, epochs: int) -> str:
+    """``finished`` when the worklog's last epoch reaches ``epochs`` (a run's SOLVER.EPOCHS), ``partial``
+    when a checkpoint exists, else ``new``."""
+    from .report import parse_worklog
+
     log = folder / "worklog.txt"
-    if log.is_file() and "best_acc" in log.read_text():
+    done, _ = parse_worklog(log.read_text()) if log.is_file() else ([], False)
+    if done and done[-1]["epoch"] >= epochs:
         return "finished"
     return "partial" if (folder / "latest").is_file() else "new"
 
@@ -62,7 +67,7 @@ def commands(args):
             if cell.needs_visual_teacher:  # the teacher trained above, under the same prefix
                 teacher_run = prefix / cfg.EXPERIMENT.PROJECT / cell.teacher().name
                 opts += ["DISTILLER.TEACHER_CKPT", str(teacher_run / "student_best")]
-            state = run_state(prefix / cfg.EXPERIMENT.PROJECT / name)
+            state = run_state(prefix / cfg.EXPERIMENT.PROJECT / name, cfg.SOLVER.EPOCHS)
             cmd = [sys.executable, str(ROOT / "tools" / "train.py"), "--cfg", str(path.relative_to(ROOT))]
             cmd += (["--resume"] if state == "partial" else []) + opts
             yield state, cmd

@@ -113,3 +113,26 @@ def test_checkpoints_linked_from_latest_keep_their_bytes_when_latest_is_rewritte
     assert torch.load(tmp_path / "best", weights_only=True) == {"epoch": 1}
     assert torch.load(tmp_path / "latest", weights_only=True) == {"epoch": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best", "latest"]  # no temporaries left
+
+
+def test_ints_are_taken_for_float_keys_and_resume_is_accepted_anywhere(tmp_path, capsys):
+    from lavid_plugin.config import load_cfg as load
+
+    cfg = load(None, ["LAVID.LOSS.LAVID_WEIGHT", "20", "SOLVER.LR", "1"])
+    assert cfg.LAVID.LOSS.LAVID_WEIGHT == 20.0 and isinstance(cfg.SOLVER.LR, float)
+    (tmp_path / "c.yaml").write_text("LAVID:\n  LOSS:\n    LAVID_WEIGHT: 20\n")
+    assert load(str(tmp_path / "c.yaml")).LAVID.LOSS.LAVID_WEIGHT == 20.0
+    # --resume after the overrides: taken as the flag, not as an override key
+    assert train_main(["--cfg", str(DEMO / "res18.yaml"), "LOG.PREFIX", str(tmp_path), "--resume"]) == 2
+    assert "--resume: no checkpoint at" in capsys.readouterr().err
+
+
+def test_a_log_file_gets_one_line_per_epoch_not_progress_bars(tmp_path):
+    names = small_demo(tmp_path / "birds")
+    opts = _small_opts(tmp_path, names) + ["SOLVER.EPOCHS", "2"]
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "--cfg", str(DEMO / "res18.yaml")] + opts,
+                       capture_output=True, text=True, timeout=300)  # stdout/stderr are pipes, not a terminal
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "\r" not in r.stdout + r.stderr
+    assert [ln.split(":")[0] for ln in r.stdout.splitlines() if ln.startswith("[lavid] epoch")] == \
+        ["[lavid] epoch 1/2", "[lavid] epoch 2/2"]

@@ -38,6 +38,8 @@ class BuildContext:
     class_names: Sequence[str]
     num_data: int = 0
     splits: object = field(default=None, repr=False)
+    #: config key -> content hash of each precomputed teacher loaded (a resumed run must read the same)
+    teacher_hashes: dict = field(default_factory=dict)
 
     @classmethod
     def from_splits(cls, cfg, splits) -> "BuildContext":
@@ -67,13 +69,16 @@ class BuildContext:
                 names = getattr(self.splits, "signature_classes", None) or self.class_names
                 table = LLMSignature.load(spec.path).align(names, normalize=spec.normalize_names,
                                                            aliases=getattr(self.splits, "class_aliases", None))
-                return LoadedTeacher(table, getattr(self.splits, "signature_rows", None))
-            from ..image_teacher import SampleBank
+                loaded = LoadedTeacher(table, getattr(self.splits, "signature_rows", None))
+            else:
+                from ..image_teacher import SampleBank
 
-            return LoadedTeacher(SampleBank.load(spec.path).align(self.sample_ids))
+                loaded = LoadedTeacher(SampleBank.load(spec.path).align(self.sample_ids))
         except LavidError as e:
             msg = str(e)
             raise LavidError(msg if msg.startswith(str(spec.path)) else f"{spec.path} ({spec.key}): {msg}") from None
+        self.teacher_hashes[spec.key] = loaded.table.content_hash()
+        return loaded
 
 
 @dataclass
@@ -114,9 +119,14 @@ def build_teacher(cfg, cls, num_classes: int):
     if not cls.needs_teacher(cfg):
         return None
     if not cfg.DISTILLER.TEACHER_CKPT:
+        from ..models import ALIASES, model_dict
+
+        if cfg.DISTILLER.TEACHER in model_dict or cfg.DISTILLER.TEACHER in ALIASES:
+            how = f"train one with DISTILLER.TYPE NONE, DISTILLER.STUDENT {cfg.DISTILLER.TEACHER}"
+        else:  # e.g. "LLMSignature", the placeholder of a run whose only teacher is the signature
+            how = f"and set DISTILLER.TEACHER to a visual model ({sorted(model_dict)}), not {cfg.DISTILLER.TEACHER!r}"
         raise LavidError(f"DISTILLER.TYPE {cfg.DISTILLER.TYPE} needs a trained visual teacher: set "
-                         f"DISTILLER.TEACHER_CKPT (train one with DISTILLER.TYPE NONE, DISTILLER.STUDENT "
-                         f"{cfg.DISTILLER.TEACHER})")
+                         f"DISTILLER.TEACHER_CKPT ({how})")
     teacher = load_weights(build_model(cfg.DISTILLER.TEACHER, num_classes), cfg.DISTILLER.TEACHER_CKPT, "teacher")
     return teacher.requires_grad_(False)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 import torch
 
@@ -49,14 +50,17 @@ def setup_distributed():
     return rank, world, device
 
 
-def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True):
+def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True, resume_force=False):
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from ..utils import atomic_write_text
+    from ..utils import atomic_write_json, atomic_write_text
     from .build import build_distiller, distiller_class, setup_data
+    from .checkpoints import check_resume
     from .trainer import Trainer, seed_everything
 
+    if cfg.SOLVER.EPOCHS < 1:
+        raise LavidError(f"SOLVER.EPOCHS must be at least 1, got {cfg.SOLVER.EPOCHS}")
     rank, world, device = setup_distributed()
     seed_everything(cfg.EXPERIMENT.SEED, cfg.EXPERIMENT.DETERMINISTIC)
     cls = distiller_class(cfg)
@@ -66,8 +70,13 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True):
     gen.manual_seed(max(cfg.EXPERIMENT.SEED, 0))
     run = setup_data(cfg, cls, run_dir=run_dir, rank=rank, world=world, generator=gen)
     distiller = build_distiller(cfg, run.context, cls).to(device)
+    if resume:  # the same setup as the run it continues (before config.yaml is overwritten)
+        if not (Path(run_dir) / "latest").is_file():
+            raise LavidError(f"--resume: no checkpoint at {Path(run_dir) / 'latest'}")
+        check_resume(Path(run_dir), cfg.dump(), run.context.teacher_hashes, force=resume_force)
     if rank == 0:  # only once everything was built: a run that cannot start leaves no folder behind
         atomic_write_text(os.path.join(run_dir, "config.yaml"), cfg.dump())  # what `lavid report` reads
+        atomic_write_json(os.path.join(run_dir, "teachers.json"), run.context.teacher_hashes)
     if device.startswith("cuda") and cfg.SOLVER.AMP:
         distiller = distiller.to(memory_format=torch.channels_last)
     model = DDP(distiller, device_ids=[int(device.split(":")[1])] if device.startswith("cuda") else None) \
@@ -90,13 +99,20 @@ def train_main(argv=None) -> int:
 
     p = argparse.ArgumentParser("training for knowledge distillation (lavid-plugin)")
     p.add_argument("--cfg", type=str, required=True)
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
     p.add_argument("--stop-after-epoch", type=int, default=None, help="end this process after that epoch (resume later)")
+    p.add_argument("--resume-force", action="store_true",
+                   help="resume although the config (or the signature) differs from the run's saved one")
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER)
-    args = p.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flags = [a for a in argv if a in ("--resume", "--resume-force")]  # accepted anywhere, overrides included
+    args = p.parse_args([a for a in argv if a not in flags])
+    args.resume_force = "--resume-force" in flags
+    args.resume = args.resume_force or "--resume" in flags
     try:
         cfg = load_cfg(args.cfg, args.opts)
-        trainer = train(cfg, args.resume, args.opts or [], stop_after_epoch=args.stop_after_epoch)
+        trainer = train(cfg, args.resume, args.opts or [], stop_after_epoch=args.stop_after_epoch,
+                        resume_force=args.resume_force)
     except LavidError as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import sys
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -27,7 +28,8 @@ import torch.nn.functional as F
 
 from ..data import check_bad_images
 from ..errors import LavidError
-from ..utils import atomic_link, atomic_torch_save
+from .checkpoints import (append_text, cut_worklog, fault_point, load_checkpoint, remove_stale_temporaries,
+                          save_checkpoint, worklog_block)
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
@@ -144,7 +146,11 @@ class Trainer:
         self.group_names = group_names
         self.train_loader, self.val_loader = train_loader, val_loader
         self.device, self.rank, self.world = torch.device(device), rank, world
-        self.generator, self.progress = generator, progress and rank == 0
+        interactive = sys.stderr.isatty()
+        self.generator = generator
+        # a terminal gets the progress bar; a log file one line per epoch (not thousands of \r updates)
+        self.progress, self.epoch_lines = progress and rank == 0 and interactive, progress and rank == 0 and not interactive
+        self.last_saved_epoch = 0
         self.amp = self.device.type == "cuda" and cfg.SOLVER.AMP
         self.optimizer = self.init_optimizer(cfg)
         self.best_acc = -1.0
@@ -152,6 +158,8 @@ class Trainer:
         self.tf_writer = None
         if rank == 0:
             self.log_path.mkdir(parents=True, exist_ok=True)
+            for p in remove_stale_temporaries(self.log_path):
+                print(f"[lavid] removed {p}, left by an interrupted write", file=sys.stderr)
         self.global_step = 0
 
     # ------------------------------------------------------------------ pieces
@@ -205,7 +213,7 @@ class Trainer:
         if not torch.isfinite(loss):
             terms = {k: float(v.detach().float().mean()) for k, v in losses.items()}
             raise LavidError(f"non-finite loss at epoch {epoch}, step {self.global_step}: {terms}; stopping. "
-                             f"The last good checkpoint is {self.log_path / 'latest'}")
+                             f"{self.last_checkpoint()}")
         loss.backward()
         self.optimizer.step()
         return preds, {k: v.detach().float().mean() for k, v in losses.items()}, loss.detach(), target
@@ -246,15 +254,34 @@ class Trainer:
             bar.set_postfix(loss=f"{meters['losses'].avg:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
             bar.update()
         bar.close()
+        self.check_finite_weights(epoch)  # the last step may have broken them: before any evaluation or save
         log = OrderedDict(train_acc=meters["top1"].avg, train_loss=meters["losses"].avg)
         log.update(self.evaluate())
         bad_val = check_bad_images(self.val_loader.dataset, max_bad, "test")
         if bad or bad_val:
             log["bad_images"] = bad + bad_val
         if self.rank == 0:
-            self.log(lr, epoch, log, {k: m.avg for k, m in terms.items()})
-            self.save(epoch, log["test_acc"])
+            terms = {k: m.avg for k, m in terms.items()}
+            block = worklog_block(epoch, lr, log, terms)
+            self.save(epoch, log["test_acc"], block)  # the checkpoint first, then the worklog line
+            fault_point("before-worklog", epoch)
+            append_text(self.log_path / "worklog.txt", block)
+            self.log(lr, epoch, log, terms)
+            if self.epoch_lines:
+                print(f"[lavid] epoch {epoch}/{self.cfg.SOLVER.EPOCHS}: train_loss {log['train_loss']:.4f} "
+                      f"test_acc {log['test_acc']:.2f} ({seen / (time.perf_counter() - t0):.1f} img/s)", flush=True)
         return log
+
+    def check_finite_weights(self, epoch):
+        bad = [n for n, p in unwrap(self.distiller).named_parameters() if not torch.isfinite(p).all()]
+        if bad:
+            raise LavidError(f"non-finite weights after epoch {epoch} ({bad[:3]}{' ...' if len(bad) > 3 else ''}); "
+                             f"stopping before evaluating or saving. {self.last_checkpoint()}")
+
+    def last_checkpoint(self) -> str:
+        if self.last_saved_epoch:
+            return f"The last checkpoint is {self.log_path / 'latest'} (epoch {self.last_saved_epoch})."
+        return "No checkpoint was written for this run yet."
 
     def evaluate(self):
         return evaluate(self.distiller, self.val_loader, self.device, autocast=self.autocast, world=self.world,
@@ -269,6 +296,7 @@ class Trainer:
         return self.tf_writer
 
     def log(self, lr, epoch, log_dict, terms):
+        """Tensorboard; the worklog block is written by :meth:`train_epoch`, after the checkpoint."""
         w = self.writer()
         w.add_scalar("lr", lr, epoch)
         for k, v in log_dict.items():
@@ -276,14 +304,6 @@ class Trainer:
         for k, v in terms.items():
             w.add_scalar(f"train/{k}", v, epoch)
         w.flush()
-        if log_dict["test_acc"] > self.best_acc:
-            self.best_acc = log_dict["test_acc"]
-        lines = ["-" * 25, f"epoch: {epoch}", f"lr: {float(lr):.6f}"]
-        lines += [f"{k}: {v:.2f}" for k, v in log_dict.items()]
-        lines += [f"{k}: {v:.4f}" for k, v in terms.items()]
-        lines.append("-" * 25)
-        with open(self.log_path / "worklog.txt", "a") as f:
-            f.write(os.linesep.join(lines) + os.linesep)
 
     def state(self, epoch):
         return {"epoch": epoch, "model": unwrap(self.distiller).state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -291,32 +311,31 @@ class Trainer:
                 "generator": self.generator.get_state() if self.generator is not None else None,
                 "global_step": self.global_step}
 
-    def save(self, epoch, test_acc):
-        state = self.state(epoch)
-        student = {"model": unwrap(self.distiller).student.state_dict()}
-        p = self.log_path
-        atomic_torch_save(state, p / "latest")
-        atomic_torch_save(student, p / "student_latest")
-        # the other checkpoints of this epoch are the same bytes: link them instead of serialising again
-        if epoch % self.cfg.LOG.SAVE_CHECKPOINT_FREQ == 0:
-            atomic_link(p / "latest", p / f"epoch_{epoch}")
-            atomic_link(p / "student_latest", p / f"student_{epoch}")
-        if test_acc >= self.best_acc:
-            atomic_link(p / "latest", p / "best")
-            atomic_link(p / "student_latest", p / "student_best")
+    def save(self, epoch, test_acc, block: str = ""):
+        is_best = test_acc >= self.best_acc
+        self.best_acc = max(self.best_acc, test_acc)
+        state = {**self.state(epoch), "worklog": block}
+        save_checkpoint(self.log_path, epoch, state, {"model": unwrap(self.distiller).student.state_dict()},
+                        keep_epoch=epoch % self.cfg.LOG.SAVE_CHECKPOINT_FREQ == 0, is_best=is_best)
+        self.last_saved_epoch = epoch
 
     def resume(self):
         path = self.log_path / "latest"
-        if not path.is_file():
-            raise LavidError(f"--resume: no checkpoint at {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        unwrap(self.distiller).load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        state = load_checkpoint(path)
+        try:
+            unwrap(self.distiller).load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            set_rng_state(state["rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+            raise LavidError(f"{path}: does not fit this run's model or optimizer "
+                             f"({str(e).splitlines()[0][:300]}); was it written by another config?") from None
         self.best_acc = state["best_acc"]
         self.global_step = state.get("global_step", 0)
-        set_rng_state(state["rng"])
         if self.generator is not None and state.get("generator") is not None:
             self.generator.set_state(state["generator"])
+        self.last_saved_epoch = state["epoch"]
+        if self.rank == 0:
+            cut_worklog(self.log_path / "worklog.txt", state["epoch"], state.get("worklog"))
         return state["epoch"] + 1
 
     def train(self, resume=False, stop_after_epoch=None):
@@ -328,8 +347,7 @@ class Trainer:
                 return
             epoch += 1
         if self.rank == 0:
-            with open(self.log_path / "worklog.txt", "a") as f:
-                f.write("best_acc\t" + "{:.2f}".format(float(self.best_acc)))
+            append_text(self.log_path / "worklog.txt", "best_acc\t{:.2f}".format(float(self.best_acc)) + os.linesep)
             if self.tf_writer is not None:
                 self.tf_writer.close()
 
