@@ -192,24 +192,77 @@ def get_cfg_defaults() -> CN:
     return CFG.clone()
 
 
+def _read_yaml(path: str) -> dict:
+    """The YAML file as a mapping; a syntax error names the file and line."""
+    import yaml
+
+    from .errors import LavidError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise LavidError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise LavidError(f"{path}: cannot read ({e})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise LavidError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise LavidError(f"{path}: the top level must be a mapping of config nodes (EXPERIMENT:, DATASET:, ...), "
+                         f"got a {type(data).__name__}")
+    return data
+
+
+def _floats_where_float(defaults: CN, data: dict, prefix: str = "") -> dict:
+    """``data`` with ints turned into floats where the default is a float (``LAVID_WEIGHT: 20``):
+    yacs refuses that type mismatch, a researcher means the number."""
+    out = {}
+    for k, v in data.items():
+        d = defaults.get(k) if isinstance(defaults, CN) else None
+        if isinstance(v, dict) and isinstance(d, CN):
+            out[k] = _floats_where_float(d, v, f"{prefix}{k}.")
+        elif isinstance(d, float) and isinstance(v, int) and not isinstance(v, bool):
+            out[k] = float(v)
+        else:
+            out[k] = v
+    return out
+
+
+def _opts_floats_where_float(defaults: CN, opts: list) -> list:
+    out = list(opts)
+    for i in range(0, len(out) - 1, 2):
+        node = defaults
+        for part in str(out[i]).split("."):
+            node = node.get(part) if isinstance(node, CN) else None
+        value = CN._decode_cfg_value(out[i + 1]) if isinstance(out[i + 1], str) else out[i + 1]
+        if isinstance(node, float) and isinstance(value, int) and not isinstance(value, bool):
+            out[i + 1] = float(value)
+    return out
+
+
 def load_cfg(path: str | None = None, opts: list | None = None, freeze: bool = True) -> CN:
-    """Defaults, then the YAML file, then ``KEY VALUE`` overrides; an unknown key names itself."""
+    """Defaults, then the YAML file, then ``KEY VALUE`` overrides; an unknown key names itself, a
+    YAML error its line; an int where the default is a float is taken as that float."""
     from .errors import LavidError
 
     cfg = get_cfg_defaults()
-    try:
-        if path:
-            cfg.merge_from_file(path)
-        if opts:
-            if len(opts) % 2:
-                raise LavidError(f"overrides must be KEY VALUE pairs, got an odd list: {opts}")
-            cfg.merge_from_list(list(opts))
-    except KeyError as e:
-        raise LavidError(f"{path or 'overrides'}: unknown config key {e.args[0]}") from None
-    except (ValueError, AssertionError) as e:
-        raise LavidError(f"{path or 'overrides'}: {e}") from None
-    except FileNotFoundError:
-        raise LavidError(f"config file not found: {path}") from None
+    if opts and len(opts) % 2:
+        raise LavidError(f"overrides must be KEY VALUE pairs, got an odd list: {opts}")
+    for where, merge in ((path, lambda: cfg.merge_from_other_cfg(CN(_floats_where_float(cfg, _read_yaml(path))))),
+                         ("overrides", lambda: cfg.merge_from_list(_opts_floats_where_float(cfg, opts)))):
+        if not (path if where == path else opts):
+            continue
+        try:
+            merge()
+        except (KeyError, ValueError, AssertionError) as e:
+            msg = str(e.args[0] if e.args else e)
+            if msg.startswith("Non-existent"):  # yacs: KeyError from a file, AssertionError from a list
+                raise LavidError(f"{where}: unknown config key {msg.split(': ')[-1]}") from None
+            raise LavidError(f"{where}: {msg}") from None
     if freeze:
         cfg.freeze()
     return cfg

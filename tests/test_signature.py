@@ -55,7 +55,9 @@ def test_flowers_54_questions_against_50_question_text_is_an_error(reference):
 
 def _toy(names):
     g = torch.Generator().manual_seed(0)
-    return LLMSignature(names, torch.rand(len(names), 5, generator=g), [0, 2, 5])
+    x = torch.rand(len(names), 5, generator=g)
+    probs = torch.cat([x[:, :2] / x[:, :2].sum(1, keepdim=True), x[:, 2:] / x[:, 2:].sum(1, keepdim=True)], 1)
+    return LLMSignature(names, probs, [0, 2, 5])
 
 
 def test_align_by_name_and_errors():

@@ -17,10 +17,14 @@ def decode_size(size: int) -> int:
     return resize_size(size)
 
 
+#: (operations, magnitude) of MLKD's strong view
+MLKD_RANDAUGMENT = (2, 10)
+
+
 def train_transform(size: int, strong: bool = False):
     ops = [T.RandomResizedCrop(size), T.RandomHorizontalFlip()]
-    if strong:  # MLKD's strong view
-        ops.append(T.RandAugment())
+    if strong:  # MLKD's strong view: RandAugment(2, 10), as the MLKD paper and the authors (torchvision's default is 9)
+        ops.append(T.RandAugment(num_ops=MLKD_RANDAUGMENT[0], magnitude=MLKD_RANDAUGMENT[1]))
     return T.Compose(ops + [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 

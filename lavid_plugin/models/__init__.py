@@ -159,8 +159,9 @@ def load_weights(model: nn.Module, path: str | Path, what: str = "model") -> nn.
         raise LavidError(f"{what} checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle errors, truncated files
-        raise LavidError(f"{path}: cannot load {what} checkpoint with weights_only=True ({e.__class__.__name__}: {e})") from None
+    except Exception as e:  # pickle errors, truncated files; torch's own text would advise weights_only=False
+        raise LavidError(f"{path}: cannot load it as a {what} checkpoint: damaged, or it needs code to load "
+                         f"({e.__class__.__name__}); only weight files load (torch.load weights_only=True)") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     if not isinstance(state, dict):

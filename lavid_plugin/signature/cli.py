@@ -123,6 +123,11 @@ def cmd_questions(args) -> int:
         return 0
     if not args.output or not args.model:
         raise LavidError("--model and -o/--output are required (or use --print-prompt)")
+    from .answerers import check_model_source, check_output_path
+
+    check_output_path(args.output)
+    if args.backend == "hf":
+        check_model_source(args.model, trust_remote_code=args.trust_remote_code)
     if args.backend == "openai":
         chat = OpenAIChatBackend(args.base_url, args.model, api_key_env=args.api_key_env, temperature=args.temperature)
     else:
@@ -146,14 +151,20 @@ def cmd_validate(args) -> int:
 
 
 def cmd_extract(args) -> int:
-    from .answerers import build_signature, get_answerer
+    from .answerers import build_signature, check_model_source, check_output_path, get_answerer
     from .questions import apply_validation
 
     qs, names, inst, report = _read_inputs(args)
     if not names:
         raise LavidError("--classes is required")
+    single = [i + 1 for i, q in enumerate(qs) if q.num_options < 2]
+    if single:  # whatever --validation says: a 1-option question is a constant target, never an answer
+        raise LavidError(f"{args.questions}: question(s) {single} have fewer than 2 options; remove them")
     qs = apply_validation(qs, report, args.validation, warn=_warn)
     backend = get_answerer(args.backend)  # before any model loads: a wrong name lists the registered ones
+    check_output_path(args.output)
+    if args.backend == "llm" or Path(args.model).exists():
+        check_model_source(args.model, trust_remote_code=args.trust_remote_code)
     answerer, options = backend.from_cli(args, inst)
     from .generate import read_question_provenance
 
@@ -169,6 +180,10 @@ def cmd_import(args) -> int:
     from .questions import read_questions
     from .signature import LLMSignature, read_class_names
 
+    from .answerers import check_output_path
+
+    if args.output:
+        check_output_path(args.output)
     qs = None
     if args.questions:
         qs, _ = read_questions(args.questions)

@@ -60,8 +60,8 @@ class EmbeddingAnswerer:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
             self.model = AutoModel.from_pretrained(self.model_dir).to(device).eval()
-        except OSError as e:
-            raise LavidError(f"cannot load embedding model {self.model_dir!r}: {e}") from None
+        except (OSError, ValueError) as e:  # ValueError: huggingface_hub's repo-id validation
+            raise LavidError(f"cannot load embedding model {self.model_dir!r}: {str(e).splitlines()[0]}") from None
         self.scale = SCALE[scoring] if scale is None else scale
         self.device, self.batch_size, self.scoring = device, batch_size, scoring
         self.instantiator = instantiator or Instantiator()

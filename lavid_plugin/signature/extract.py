@@ -277,8 +277,9 @@ def load_causal_lm(model_id: str, *, device: str | None = None, device_map: str 
         if device_map:
             kw["device_map"] = device_map
         model = AutoModelForCausalLM.from_pretrained(model_id, **kw)
-    except OSError as e:
-        raise LavidError(f"cannot load model {model_id!r}: {e}") from None
+    except (OSError, ValueError) as e:  # ValueError: huggingface_hub's repo-id validation
+        raise LavidError(f"cannot load model {model_id!r}: not a usable local folder, and not a model the hub "
+                         f"cache holds ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     if not device_map:
         model = model.to(device)
     return model, tok

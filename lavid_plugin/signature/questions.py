@@ -47,7 +47,7 @@ class Question:
 
 @dataclass
 class ValidationIssue:
-    kind: str  # no_placeholder | option_count | duplicate | option_has_class | empty_option
+    kind: str  # no_placeholder | single_option | option_count | duplicate | duplicate_option | option_has_class | empty_option
     index: int  # question index (0-based)
     line: int
     message: str
@@ -228,8 +228,15 @@ def validate_questions(
         add = lambda kind, msg: report.issues.append(ValidationIssue(kind, i, q.line, msg))  # noqa: E731
         if not inst.has_placeholder(q.text):
             add("no_placeholder", f"question {i + 1} has no class placeholder (same answer for every class): {q.text!r}")
-        if q.num_options != expected:
+        if q.num_options < 2:
+            add("single_option", f"question {i + 1} has {q.num_options} option(s): its answer is the same for "
+                                 f"every class (a constant target): {q.text!r}")
+        elif q.num_options != expected:
             add("option_count", f"question {i + 1} has {q.num_options} options, expected {expected}")
+        lowered = [" ".join(o.lower().split()) for o in q.options]
+        twice = sorted({o for o in lowered if o and lowered.count(o) > 1})
+        if twice:
+            add("duplicate_option", f"question {i + 1} lists option(s) {twice} twice (case-insensitive)")
         key = " ".join(q.text.lower().split())
         if key in seen:
             add("duplicate", f"question {i + 1} repeats question {seen[key] + 1}: {q.text!r}")

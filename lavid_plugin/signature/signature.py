@@ -59,16 +59,18 @@ class LLMSignature(nn.Module):
         logits: torch.Tensor | None = None,
         questions: Sequence[Question] | None = None,
         provenance: dict | None = None,
+        source: str = "signature",
     ):
         super().__init__()
         class_names = list(class_names)
-        check_unique_class_names(class_names, "signature")
+        check_unique_class_names(class_names, source)
         probs = torch.as_tensor(probs, dtype=torch.float32)
         offsets = torch.as_tensor(offsets, dtype=torch.int64)
         if probs.ndim != 2 or probs.shape[0] != len(class_names):
-            raise LavidError(f"signature probs must be [K={len(class_names)}, sum M], got {tuple(probs.shape)}")
+            raise LavidError(f"{source}: probs must be [K={len(class_names)}, sum M], got {tuple(probs.shape)}")
         if offsets.ndim != 1 or offsets[0] != 0 or offsets[-1] != probs.shape[1] or (offsets.diff() <= 0).any():
-            raise LavidError(f"signature offsets {offsets.tolist()} do not tile {probs.shape[1]} columns")
+            raise LavidError(f"{source}: offsets {offsets.tolist()} do not tile {probs.shape[1]} columns")
+        check_values(probs, offsets, class_names, (provenance or {}).get("kind"), source)
         if logits is None:
             logits = torch.full_like(probs, float("nan"))
         logits = torch.as_tensor(logits, dtype=torch.float32)
@@ -226,7 +228,7 @@ class LLMSignature(nn.Module):
                 raise LavidError(f"{path}: signature lacks tensor {key!r}")
         qs = _questions_from_json(meta.get("questions"))
         return cls(meta["class_names"], tensors["probs"], tensors["offsets"], logits=tensors.get("logits"),
-                   questions=qs, provenance=meta.get("provenance", {}))
+                   questions=qs, provenance=meta.get("provenance", {}), source=str(path))
 
     @classmethod
     def import_reference_json(cls, path: str | Path, *, questions: Sequence[Question] | None = None,
@@ -283,10 +285,42 @@ class LLMSignature(nn.Module):
                 "temperature": 1.0 if kind == "llm_answers" else None}
         if kind == "llm_answers" and empty:
             prov["dropped_empty_questions"] = [i + 1 for i in empty]  # 1-based positions in the released file
-        sig = cls(names, torch.tensor(rows, dtype=torch.float32), offsets, questions=questions, provenance=prov)
+        sig = cls(names, torch.tensor(rows, dtype=torch.float32), offsets, questions=questions, provenance=prov,
+                  source=str(path))
         if class_names is not None:
-            sig = sig.align(class_names, normalize=normalize, aliases=aliases)
+            try:
+                sig = sig.align(class_names, normalize=normalize, aliases=aliases)
+            except LavidError as e:
+                raise LavidError(f"{path}: {e}") from None
         return sig
+
+
+#: signature kinds whose rows are vectors (class-name embeddings), not answer distributions
+VECTOR_KINDS = ("word_embedding", "embedding")
+#: how far a question's probabilities may sum from 1 (the released files, bf16 softmaxes, are within 0.0031)
+SUM_TOLERANCE = 0.01
+
+
+def check_values(probs: torch.Tensor, offsets: torch.Tensor, class_names, kind, source: str) -> None:
+    """Every value finite; for answer distributions also in [0, 1] and summing to 1 per question. The
+    error names the source, the class and the question (1-based)."""
+    bad = ~torch.isfinite(probs)
+    what = "a non-finite value"
+    if not bad.any() and kind not in VECTOR_KINDS:
+        bad = (probs < -1e-6) | (probs > 1 + 1e-6)
+        what = "a probability outside [0, 1]"
+        if not bad.any():
+            for q in range(len(offsets) - 1):
+                sums = probs[:, offsets[q]:offsets[q + 1]].sum(1)
+                off = (sums - 1).abs() > SUM_TOLERANCE
+                if off.any():
+                    k = int(off.nonzero()[0])
+                    raise LavidError(f"{source}: class {class_names[k]!r}, question {q + 1}: probabilities sum to "
+                                     f"{float(sums[k]):.4f}, not 1")
+    if bad.any():
+        k, col = (int(v) for v in bad.nonzero()[0])
+        q = int((offsets[1:] <= col).sum())
+        raise LavidError(f"{source}: class {class_names[k]!r}, question {q + 1}: {what} ({float(probs[k, col])})")
 
 
 def _alias_key(name: str) -> str:
@@ -303,10 +337,17 @@ def offsets_from_counts(counts) -> list[int]:
     return offsets
 
 
+def _number(x, path, name, question: int | None = None) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        where = f", question {question + 1}" if question is not None else ""
+        raise LavidError(f"{path}: class {name!r}{where}: {x!r} is not a number")
+    return float(x)
+
+
 def _vector(v, dim: int, path, name) -> list[float]:
     if not isinstance(v, list) or len(v) != dim:
         raise LavidError(f"{path}: class {name!r} has {len(v) if isinstance(v, list) else '?'} values, expected {dim}")
-    return [float(x) for x in v]
+    return [_number(x, path, name) for x in v]
 
 
 def _answer_rows(data: dict, path, strict: bool, warn) -> tuple[list[int], list[list[float]], list[int]]:
@@ -326,7 +367,8 @@ def _answer_rows(data: dict, path, strict: bool, warn) -> tuple[list[int], list[
                          f"the file; without it they are dropped)")
     if empty:
         warn(f"{path}: dropping question(s) {[i + 1 for i in empty]} of {len(counts)}: no options in any class")
-    return [m for m in counts if m], [[float(p) for q in data[n] for p in q] for n in names], empty
+    return [m for m in counts if m], [[_number(p, path, n, j) for j, q in enumerate(data[n]) for p in q]
+                                      for n in names], empty
 
 
 def _row_counts(rows, path, name) -> list[int]:
