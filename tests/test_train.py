@@ -136,3 +136,47 @@ def test_a_log_file_gets_one_line_per_epoch_not_progress_bars(tmp_path):
     assert "\r" not in r.stdout + r.stderr
     assert [ln.split(":")[0] for ln in r.stdout.splitlines() if ln.startswith("[lavid] epoch")] == \
         ["[lavid] epoch 1/2", "[lavid] epoch 2/2"]
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(tmp_path, monkeypatch):
+    import errno
+
+    import lavid_plugin.engine.checkpoints as ck
+
+    names = small_demo(tmp_path / "birds")
+    cfg = load_cfg(str(DEMO / "res18.yaml"), _small_opts(tmp_path, names) + ["SOLVER.EPOCHS", "2"])
+    real_save, calls = torch.save, []
+
+    def save(obj, f, *a, **k):
+        calls.append(obj.get("epoch") if isinstance(obj, dict) else None)
+        if isinstance(obj, dict) and obj.get("epoch") == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(ck.torch, "save", save)
+    with pytest.raises(LavidError, match="no space left on .*the previous checkpoint is kept"):
+        train(cfg, progress=False)
+    folder = tmp_path / "out" / "demo" / "lavid_res18"
+    monkeypatch.setattr(ck.torch, "save", real_save)
+    assert torch.load(folder / "latest", weights_only=True)["epoch"] == 1
+    assert not list(folder.glob(".*.tmp")) and "epoch: 2" not in (folder / "worklog.txt").read_text()
+
+
+def test_weights_broken_by_the_last_step_of_an_epoch_are_never_evaluated_or_saved(tmp_path, monkeypatch):
+    from lavid_plugin.engine.trainer import Trainer
+
+    names = small_demo(tmp_path / "birds")
+    cfg = load_cfg(str(DEMO / "res18.yaml"), _small_opts(tmp_path, names) + ["SOLVER.EPOCHS", "1"])
+    real_step = Trainer.run_step
+
+    def step_then_break(self, batch, epoch):
+        out = real_step(self, batch, epoch)
+        if self.global_step == len(self.train_loader) - 1:  # the epoch's last step
+            with torch.no_grad():
+                next(self.distiller.student.parameters()).fill_(float("nan"))  # as a diverging update would
+        return out
+
+    monkeypatch.setattr(Trainer, "run_step", step_then_break)
+    with pytest.raises(LavidError, match="non-finite weights after epoch 1.*No checkpoint was written"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "out" / "demo" / "lavid_res18" / "latest").exists()
