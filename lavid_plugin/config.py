@@ -63,6 +63,11 @@ CFG.LOG.TENSORBOARD_FREQ = 500
 CFG.LOG.SAVE_CHECKPOINT_FREQ = 40
 CFG.LOG.PREFIX = "./output"
 CFG.LOG.WANDB = False
+# plugin: which epoch the `best` checkpoint is: best_test_acc (mdistiller), best_val_loss (the authors:
+# the lowest validation loss, checked every EVAL_FREQ epochs; the validation set is the test set but
+# for Waterbirds, whose is split 1) or final
+CFG.LOG.SELECT = "best_test_acc"
+CFG.LOG.EVAL_FREQ = 5
 
 # ---------------------------------------------------------------- distillation methods (mdistiller)
 CFG.KD = CN()

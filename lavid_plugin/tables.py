@@ -193,8 +193,10 @@ class Table:
 
 
 _CNN = ("res18", "mv2", "shuv2")
-WATERBIRDS_METRICS = (("Average", "test_acc_avg_group"), ("Best", "test_acc_best_group"),
-                      ("Worst", "test_acc_worst_group"))
+#: Waterbirds' columns: the authors log the overall test accuracy ("Average" in their tables); the
+#: mean of the four (bird, background) group accuracies is another number, so both are shown, named
+WATERBIRDS_METRICS = (("Overall", "test_acc"), ("Group mean", "test_acc_avg_group"),
+                      ("Best group", "test_acc_best_group"), ("Worst group", "test_acc_worst_group"))
 
 #: ``--table`` key -> table
 TABLES = {

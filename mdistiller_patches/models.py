@@ -29,8 +29,6 @@ class TeacherPlaceholder(nn.Module):
 
 def empty_checkpoint() -> str:
     """A checkpoint with no weights for the placeholder (mdistiller always loads one)."""
-    import torch
-
     from lavid_plugin.utils import atomic_torch_save
 
     path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lavid_plugin" / "no_weights.pth"

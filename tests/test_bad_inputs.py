@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import EXAMPLES
 from helpers import random_signature, small_demo
 from lavid_plugin.cli import main as lavid
 from lavid_plugin.engine.launch import train_main

@@ -1,7 +1,6 @@
 """Every dataset type read from a tiny fake tree in its publisher's official layout."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -217,3 +216,19 @@ def test_a_failed_download_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(tvd.OxfordIIITPet, "_download", offline)
     with pytest.raises(LavidError, match=r"pets: torchvision could not download it .*no network"):
         build_splits(cfg_for("pets", tmp_path, DATASET__DOWNLOAD=True))
+
+
+def test_waterbirds_validation_split_is_read_and_logged_for_selection(tmp_path):
+    from lavid_plugin.engine.launch import train
+
+    write_waterbirds(tmp_path / "wb")
+    splits = build_splits(cfg_for("waterbirds", tmp_path / "wb"))
+    assert len(splits.select) == 1 and splits.select.groups == [3]  # split 1: one waterbird on water
+    cfg = cfg_for("waterbirds", tmp_path / "wb", DISTILLER__TYPE="NONE", DISTILLER__STUDENT="resnet18",
+                  SOLVER__EPOCHS=2, SOLVER__BATCH_SIZE=4, LOG__PREFIX=str(tmp_path / "out"), LOG__SELECT="best_val_loss",
+                  LOG__EVAL_FREQ=2, EXPERIMENT__NAME="wb")
+    trainer = train(cfg, progress=False)
+    log = (trainer.log_path / "worklog.txt").read_text()
+    blocks = log.split("epoch: ")[1:]
+    assert "val_loss" not in blocks[0] and "val_loss" in blocks[1] and "val_acc_waterbird_on_water" in blocks[1]
+    assert torch.load(trainer.log_path / "best", weights_only=True)["epoch"] == 2  # the only epoch checked

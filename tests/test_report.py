@@ -76,10 +76,10 @@ def test_table4_waterbirds_groups(tmp_path):
             write_run(tmp_path / "out", cfg, seed, [{"test_acc": 80.0, "test_acc_avg_group": 70.0 + seed,
                                                      "test_acc_best_group": 95.0, "test_acc_worst_group": worst}])
     md = __import__("lavid_plugin.report", fromlist=["report"]).report([tmp_path / "out"], 4)
-    assert "| method | res18 Average | res18 Best | res18 Worst |" in md
+    assert "| method | res18 Overall | res18 Group mean | res18 Best group | res18 Worst group |" in md
     # equal means share the mark
-    assert "| lavid | **71.00 ± 1.00** | **95.00 ± 0.00** | **60.00 ± 0.00** |" in md
-    assert "| vanilla | **71.00 ± 1.00** | **95.00 ± 0.00** | <u>40.00 ± 0.00</u> |" in md
+    assert "| lavid | **80.00 ± 0.00** | **71.00 ± 1.00** | **95.00 ± 0.00** | **60.00 ± 0.00** |" in md
+    assert "| vanilla | **80.00 ± 0.00** | **71.00 ± 1.00** | **95.00 ± 0.00** | <u>40.00 ± 0.00</u> |" in md
 
 
 def test_unfinished_runs_are_refused_unless_allowed(tmp_path):
@@ -111,3 +111,17 @@ def test_runs_the_table_does_not_know_are_listed_not_dropped(runs, tmp_path):
     assert "Not in this table: 1 run(s) of table4." in md
     assert "Not in any table (EXPERIMENT.TAG 'table1,cub,res18,fancy_new_method'): " in md
     assert "Not in any table (EXPERIMENT.TAG 'my own run'): " in md and "res18_seed7" in md
+
+
+def test_select_best_val_loss_follows_the_runs_eval_freq(tmp_path):
+    from lavid_plugin.report import report
+
+    losses = [3.0, 0.5, 2.0, 1.0]  # epoch 2 has the lowest loss, but EVAL_FREQ 3 checks only epochs 3 and 4 (the last)
+    for seed in range(2):
+        folder = write_run(tmp_path / "out", "cub/res18.yaml", seed,
+                           [{"test_acc": 10.0 * (n + 1), "test_loss": v} for n, v in enumerate(losses)])
+        (folder / "config.yaml").write_text((folder / "config.yaml").read_text().replace("EVAL_FREQ: 5", "EVAL_FREQ: 3"))
+    md = report([tmp_path / "out"], "1", select=["best_val_loss", "final"])
+    first, second = md.split("**Table 1")[1:3]
+    assert "lowest validation loss" in first and "| lavid | **40.00 ± 0.00** |" in first  # epochs 3 and 4 checked
+    assert "final epoch" in second

@@ -180,3 +180,73 @@ def test_weights_broken_by_the_last_step_of_an_epoch_are_never_evaluated_or_save
     with pytest.raises(LavidError, match="non-finite weights after epoch 1.*No checkpoint was written"):
         train(cfg, progress=False)
     assert not (tmp_path / "out" / "demo" / "lavid_res18" / "latest").exists()
+
+
+@pytest.mark.parametrize("select", ["final", "best_test_acc", "best_val_loss"])
+def test_log_select_decides_which_epoch_best_is(tmp_path, select):
+    from lavid_plugin.report import parse_worklog
+
+    names = small_demo(tmp_path / "birds")
+    opts = _small_opts(tmp_path, names) + ["SOLVER.EPOCHS", "3", "LOG.SELECT", select, "LOG.EVAL_FREQ", "2",
+                                           "SOLVER.LR", "0.05"]
+    trainer = train(load_cfg(str(DEMO / "res18.yaml"), opts), progress=False)
+    epochs, _ = parse_worklog((trainer.log_path / "worklog.txt").read_text())
+    if select == "final":
+        want = 3
+    elif select == "best_test_acc":
+        want = max(epochs, key=lambda e: (e["test_acc"], e["epoch"]))["epoch"]  # ties: the later epoch
+    else:  # checked at epochs 2 and 3 (the last); the demo has no separate validation split
+        want = min((e for e in epochs if e["epoch"] in (2, 3)), key=lambda e: (e["test_loss"], -e["epoch"]))["epoch"]
+    assert torch.load(trainer.log_path / "best", weights_only=True)["epoch"] == want
+    assert load_cfg(str(trainer.log_path / "config.yaml")).LOG.SELECT == select  # recorded with the run
+    with pytest.raises(LavidError, match="LOG.SELECT must be one of"):
+        train(load_cfg(str(DEMO / "res18.yaml"), opts + ["LOG.SELECT", "best", "EXPERIMENT.NAME", "x"]), progress=False)
+
+
+def test_global_batch_under_ddp_gives_the_single_process_first_step(tmp_path):
+    """SOLVER.BATCH_SIZE is the global batch: 2 gloo processes split one permutation's batches, so the
+    first step sees the same 24 images as 1 process (BN statistics come from each half, hence the
+    tolerance)."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun not found next to the Python interpreter")
+    names = small_demo(tmp_path / "birds", train=2, test=1)
+    opts = _small_opts(tmp_path, names) + ["SOLVER.EPOCHS", "1", "SOLVER.BATCH_SIZE", "24", "DATASET.NUM_WORKERS", "0"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    base = [str(ROOT / "tools" / "train.py"), "--cfg", str(DEMO / "res18_vanilla.yaml")] + opts
+    one = subprocess.run([sys.executable, *base, "EXPERIMENT.NAME", "one"], env=env, capture_output=True, text=True)
+    two = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29541", *base,
+                          "EXPERIMENT.NAME", "two"], env=env, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr + two.stderr)[-3000:]
+
+    def first_loss(name):
+        text = (tmp_path / "out" / "demo" / name / "worklog.txt").read_text()
+        return float(next(ln.split(": ")[1] for ln in text.splitlines() if ln.startswith("train_loss:")))
+
+    assert first_loss("two") == pytest.approx(first_loss("one"), rel=0.05)
+    odd = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29542", *base,
+                          "SOLVER.BATCH_SIZE", "25", "EXPERIMENT.NAME", "odd"], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert odd.returncode != 0 and "SOLVER.BATCH_SIZE 25 is the global batch" in odd.stderr
+
+
+def test_ranks_together_load_the_single_process_batches():
+    from torch.utils.data import DataLoader
+
+    from lavid_plugin.data import GlobalBatchShard
+
+    data = list(range(23))
+
+    def batches(loader):
+        return [b.tolist() for b in loader]
+
+    g = torch.Generator().manual_seed(7)
+    one = batches(DataLoader(data, batch_size=8, shuffle=True, generator=g))
+    ranks = []
+    for r in range(2):
+        g = torch.Generator().manual_seed(7)  # seeded alike on every rank, as Trainer.reseed does
+        ranks.append(batches(DataLoader(data, batch_size=4, generator=g,
+                                        sampler=GlobalBatchShard(len(data), 8, 2, r, g))))
+    assert [sorted(a + b) for a, b in zip(*ranks)][:2] == [sorted(x) for x in one[:2]]  # the full global batches
+    assert len(ranks[0]) == len(ranks[1]) == 3  # equal counts: no rank waits for another at the end
+    assert set(sum(ranks[0] + ranks[1], [])) == set(data)  # the last, padded batch covers the rest

@@ -38,20 +38,51 @@ def build_splits(cfg, views=("image",), run_dir=None) -> Splits:
     return splits
 
 
-def build_loaders(cfg, splits: Splits, *, rank: int = 0, world: int = 1, generator=None):
-    from torch.utils.data.distributed import DistributedSampler
+class GlobalBatchShard(torch.utils.data.Sampler):
+    """Rank ``rank``'s share of each global batch of one shared permutation, so that ``world``
+    processes together see the batches one process would see (``SOLVER.BATCH_SIZE`` is the global
+    batch, as in mdistiller). The permutation comes from ``generator``, seeded alike on every rank;
+    it is padded (wrapping around) to a multiple of ``world`` so every rank gets the same number of
+    batches, each of ``batch // world`` samples but the last."""
 
-    sampler = DistributedSampler(splits.train, world, rank, shuffle=True, seed=max(cfg.EXPERIMENT.SEED, 0)) \
-        if world > 1 else None
+    def __init__(self, n: int, batch: int, world: int, rank: int, generator):
+        self.n, self.batch, self.world, self.rank, self.generator = n, batch, world, rank, generator
+        self.padded = -(-n // world) * world
+
+    def __len__(self):
+        return self.padded // self.world
+
+    def __iter__(self):
+        perm = torch.randperm(self.n, generator=self.generator).tolist()
+        perm += perm[: self.padded - self.n]
+        for start in range(0, self.padded, self.batch):
+            chunk = perm[start:start + self.batch]
+            share = len(chunk) // self.world
+            yield from chunk[self.rank * share:(self.rank + 1) * share]
+
+
+def eval_loader(cfg, dataset, *, rank: int = 0, world: int = 1):
+    """A test or validation loader; under DDP each rank takes every ``world``-th image."""
+    if world > 1:
+        dataset = torch.utils.data.Subset(dataset, range(rank, len(dataset), world))
+    return DataLoader(dataset, batch_size=cfg.DATASET.TEST.BATCH_SIZE, shuffle=False,
+                      num_workers=cfg.DATASET.NUM_WORKERS, pin_memory=torch.cuda.is_available(),
+                      collate_fn=skip_unreadable)
+
+
+def build_loaders(cfg, splits: Splits, *, rank: int = 0, world: int = 1, generator=None):
+    """``(train, test)`` loaders. ``SOLVER.BATCH_SIZE`` is the global batch: each of ``world``
+    processes loads ``BATCH_SIZE / world`` images of it."""
+    batch = cfg.SOLVER.BATCH_SIZE
+    if batch % world:
+        raise LavidError(f"SOLVER.BATCH_SIZE {batch} is the global batch and must divide over the {world} "
+                         f"processes; use a multiple of {world}")
+    sampler = GlobalBatchShard(len(splits.train), batch, world, rank, generator) if world > 1 else None
     if cfg.DATASET.NUM_WORKERS > 0:  # workers mark unreadable images; the trainer must see their marks
-        for ds in (splits.train, splits.val):
-            if image_list_of(ds) is not None:
+        for ds in (splits.train, splits.val, splits.select):
+            if ds is not None and image_list_of(ds) is not None:
                 image_list_of(ds).bad.share_memory_()
-    train = DataLoader(splits.train, batch_size=cfg.SOLVER.BATCH_SIZE, shuffle=sampler is None, sampler=sampler,
+    train = DataLoader(splits.train, batch_size=batch // world, shuffle=sampler is None, sampler=sampler,
                        num_workers=cfg.DATASET.NUM_WORKERS, drop_last=False, generator=generator,
                        pin_memory=torch.cuda.is_available(), collate_fn=skip_unreadable)
-    val_set = splits.val if world == 1 else torch.utils.data.Subset(splits.val, range(rank, len(splits.val), world))
-    val = DataLoader(val_set, batch_size=cfg.DATASET.TEST.BATCH_SIZE, shuffle=False,
-                     num_workers=cfg.DATASET.NUM_WORKERS, pin_memory=torch.cuda.is_available(),
-                     collate_fn=skip_unreadable)
-    return train, val
+    return train, eval_loader(cfg, splits.val, rank=rank, world=world)

@@ -258,13 +258,16 @@ def waterbirds(cfg, train_tf, val_tf, run_dir=None) -> Splits:
                        int(m.group(1))))
     order = sorted(species)
     row_of = {k: i for i, k in enumerate(order)}
-    train = [p for p in parsed if p[3] == "train"]
-    test = [p for p in parsed if p[3] == "test"]
+    train, val, test = ([p for p in parsed if p[3] == split] for split in ("train", "val", "test"))
+
+    def evaluated(rows):
+        return ImageList([(p, y) for p, y, *_ in rows], WATERBIRDS_CLASSES, val_tf,
+                         groups=[2 * y + place for _, y, place, *_ in rows])
+
     return Splits(ImageList([(p, y) for p, y, *_ in train], WATERBIRDS_CLASSES, train_tf, with_index=True),
-                  ImageList([(p, y) for p, y, *_ in test], WATERBIRDS_CLASSES, val_tf,
-                            groups=[2 * y + place for _, y, place, *_ in test]),
-                  list(WATERBIRDS_CLASSES), group_names=list(WATERBIRDS_GROUPS),
-                  signature_classes=[species[k] for k in order], signature_rows=[row_of[p[4]] for p in train])
+                  evaluated(test), list(WATERBIRDS_CLASSES), group_names=list(WATERBIRDS_GROUPS),
+                  signature_classes=[species[k] for k in order], signature_rows=[row_of[p[4]] for p in train],
+                  select=evaluated(val) if val else None)
 
 
 # ------------------------------------------------------------------------------- ImageNet groups

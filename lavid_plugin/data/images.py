@@ -125,3 +125,5 @@ class Splits:
     signature_rows: list | None = field(default=None, repr=False)
     #: class name -> other names a per-class teacher may use for it (ImageNet: WordNet lemmas, CLIP-style names)
     class_aliases: dict | None = field(default=None, repr=False)
+    #: a validation split for checkpoint selection (Waterbirds' split 1); None: the test split serves
+    select: Dataset | None = field(default=None, repr=False)

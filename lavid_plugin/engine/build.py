@@ -87,6 +87,7 @@ class RunData:
     val_loader: object
     splits: object
     context: BuildContext
+    select_loader: object = None  # the validation split for LOG.SELECT best_val_loss (Waterbirds)
 
 
 def setup_data(cfg, cls=None, *, views=None, run_dir=None, rank: int = 0, world: int = 1, generator=None) -> RunData:
@@ -98,7 +99,7 @@ def setup_data(cfg, cls=None, *, views=None, run_dir=None, rank: int = 0, world:
     data (the demo's images, a drawn split) before the other ranks read it."""
     import torch.distributed as dist
 
-    from ..data import build_loaders, build_splits
+    from ..data import build_loaders, build_splits, eval_loader
 
     cls = cls if cls is not None else distiller_class(cfg)
     views = tuple(views or cls.views_for(cfg))
@@ -109,7 +110,8 @@ def setup_data(cfg, cls=None, *, views=None, run_dir=None, rank: int = 0, world:
     splits = build_splits(cfg, views, run_dir=run_dir)
     splits.train = cls.wrap_train_set(cfg, splits.train)
     train, val = build_loaders(cfg, splits, rank=rank, world=world, generator=generator)
-    return RunData(train, val, splits, BuildContext.from_splits(cfg, splits))
+    select = eval_loader(cfg, splits.select, rank=rank, world=world) if splits.select is not None else None
+    return RunData(train, val, splits, BuildContext.from_splits(cfg, splits), select)
 
 
 def build_teacher(cfg, cls, num_classes: int):

@@ -87,7 +87,8 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True, r
               f"{len(splits.val)} test images, {len(splits.classes)} classes, device {device}, world {world}, "
               f"extra parameters {distiller.get_extra_parameters()}", flush=True)
     trainer = Trainer(name, model, run.train_loader, run.val_loader, cfg, device=device, rank=rank, world=world,
-                      generator=gen, progress=progress, group_names=splits.group_names)
+                      generator=gen, progress=progress, group_names=splits.group_names,
+                      select_loader=run.select_loader)
     trainer.train(resume=resume, stop_after_epoch=stop_after_epoch)
     if world > 1:
         dist.barrier()

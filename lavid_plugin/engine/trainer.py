@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
-import torch.nn.functional as F
 
 from ..data import check_bad_images
+from .evaluation import AverageMeter, accuracy, evaluate, sum_meters  # noqa: F401 (evaluate: re-exported)
 from ..errors import LavidError
 from .checkpoints import (append_text, cut_worklog, fault_point, load_checkpoint, remove_stale_temporaries,
                           save_checkpoint, worklog_block)
@@ -66,85 +65,24 @@ def _to_tuple(x):
     return tuple(_to_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-class AverageMeter:
-    def __init__(self):
-        self.sum, self.count = 0.0, 0
-
-    def update(self, val, n=1):
-        self.sum += float(val) * n
-        self.count += n
-
-    @property
-    def avg(self):
-        return self.sum / max(self.count, 1)
-
-
-def accuracy(output, target, topk=(1,)):
-    with torch.no_grad():
-        maxk = min(max(topk), output.shape[1])
-        pred = output.topk(maxk, 1, True, True).indices.t()
-        correct = pred.eq(target.reshape(1, -1).expand_as(pred))
-        return [correct[:min(k, maxk)].reshape(-1).float().sum() * 100.0 / target.shape[0] for k in topk]
-
-
-def group_key(name: str) -> str:
-    return "test_acc_" + "_".join(name.split())
-
-
-@torch.no_grad()
-def evaluate(model, loader, device, *, autocast=contextlib.nullcontext, world=1, group_names=None):
-    """``OrderedDict(test_acc, test_acc_top5, test_loss)`` over ``loader`` (%, %, mean CE); shards are
-    summed across DDP ranks. With ``group_names`` (batches ``(image, target, group)``) it adds each
-    group's accuracy, their average ``test_acc_avg_group`` and ``test_acc_worst_group``; ``test_acc``
-    stays the accuracy over all images."""
-    model.eval()
-    n_groups = len(group_names) if group_names else 0
-    stats = torch.zeros(4 + 2 * n_groups, dtype=torch.float64)  # correct1, correct5, loss, count, per group
-    for batch in loader:
-        if batch is None:  # every image of the batch was unreadable
-            continue
-        image, target, *rest = batch
-        image, target = image.to(device), target.to(device)
-        with autocast():
-            out = model(image=image).float()
-        k = min(5, out.shape[1])
-        top = out.topk(k, 1).indices
-        hit1 = (top[:, 0] == target).double().cpu()
-        stats[0] += hit1.sum()
-        stats[1] += (top == target[:, None]).any(1).double().sum().cpu()
-        stats[2] += float(F.cross_entropy(out, target, reduction="sum"))
-        stats[3] += target.shape[0]
-        if n_groups and rest:
-            g = rest[0].long().cpu()
-            stats[4:4 + n_groups] += torch.bincount(g, weights=hit1, minlength=n_groups)[:n_groups]
-            stats[4 + n_groups:] += torch.bincount(g, minlength=n_groups)[:n_groups].double()
-    if world > 1:
-        t = stats.to(device)
-        dist.all_reduce(t)
-        stats = t.cpu()
-    count = max(float(stats[3]), 1.0)
-    result = OrderedDict(test_acc=100.0 * float(stats[0]) / count, test_acc_top5=100.0 * float(stats[1]) / count,
-                         test_loss=float(stats[2]) / count)
-    if n_groups:
-        accs = [100.0 * float(c) / max(float(n), 1.0) for c, n in zip(stats[4:4 + n_groups], stats[4 + n_groups:])]
-        for name, a in zip(group_names, accs):
-            result[group_key(name)] = a
-        result["test_acc_avg_group"] = sum(accs) / n_groups
-        result["test_acc_worst_group"] = min(accs)
-        result["test_acc_best_group"] = max(accs)
-    return result
-
-
 def unwrap(model):
     return model.module if hasattr(model, "module") else model
 
 
+SELECT_MODES = ("best_test_acc", "best_val_loss", "final")
+
+
 class Trainer:
     def __init__(self, experiment_name, distiller, train_loader, val_loader, cfg, *, device="cpu", rank=0,
-                 world=1, generator=None, progress=True, group_names=None):
+                 world=1, generator=None, progress=True, group_names=None, select_loader=None):
+        if cfg.LOG.SELECT not in SELECT_MODES:
+            raise LavidError(f"LOG.SELECT must be one of {SELECT_MODES}, got {cfg.LOG.SELECT!r}")
+        if cfg.LOG.EVAL_FREQ < 1:
+            raise LavidError(f"LOG.EVAL_FREQ must be at least 1, got {cfg.LOG.EVAL_FREQ}")
         self.cfg, self.distiller = cfg, distiller
         self.group_names = group_names
-        self.train_loader, self.val_loader = train_loader, val_loader
+        self.train_loader, self.val_loader, self.select_loader = train_loader, val_loader, select_loader
+        self.best_val_loss = float("inf")
         self.device, self.rank, self.world = torch.device(device), rank, world
         interactive = sys.stderr.isatty()
         self.generator = generator
@@ -255,15 +193,21 @@ class Trainer:
             bar.update()
         bar.close()
         self.check_finite_weights(epoch)  # the last step may have broken them: before any evaluation or save
+        if self.world > 1:  # every rank's share of the global batches, not rank 0's alone
+            sum_meters(list(meters.values()) + list(terms.values()), self.device)
         log = OrderedDict(train_acc=meters["top1"].avg, train_loss=meters["losses"].avg)
         log.update(self.evaluate())
+        if self.select_loader is not None and self.checks_val(epoch):  # any LOG.SELECT: the report may pick it
+            log.update((k.replace("test_", "val_", 1), v) for k, v in evaluate(
+                self.distiller, self.select_loader, self.device, autocast=self.autocast, world=self.world,
+                group_names=self.group_names).items())
         bad_val = check_bad_images(self.val_loader.dataset, max_bad, "test")
         if bad or bad_val:
             log["bad_images"] = bad + bad_val
         if self.rank == 0:
             terms = {k: m.avg for k, m in terms.items()}
             block = worklog_block(epoch, lr, log, terms)
-            self.save(epoch, log["test_acc"], block)  # the checkpoint first, then the worklog line
+            self.save(epoch, log, block)  # the checkpoint first, then the worklog line
             fault_point("before-worklog", epoch)
             append_text(self.log_path / "worklog.txt", block)
             self.log(lr, epoch, log, terms)
@@ -311,10 +255,27 @@ class Trainer:
                 "generator": self.generator.get_state() if self.generator is not None else None,
                 "global_step": self.global_step}
 
-    def save(self, epoch, test_acc, block: str = ""):
-        is_best = test_acc >= self.best_acc
-        self.best_acc = max(self.best_acc, test_acc)
-        state = {**self.state(epoch), "worklog": block}
+    def checks_val(self, epoch) -> bool:
+        """best_val_loss looks at the validation loss every LOG.EVAL_FREQ epochs, and at the last."""
+        return epoch % self.cfg.LOG.EVAL_FREQ == 0 or epoch == self.cfg.SOLVER.EPOCHS
+
+    def is_best(self, epoch, log) -> bool:
+        """Whether this epoch becomes ``best`` under LOG.SELECT (``best_acc`` stays mdistiller's)."""
+        mode = self.cfg.LOG.SELECT
+        if mode == "final":
+            return True
+        if mode == "best_test_acc":
+            return log["test_acc"] >= self.best_acc
+        val = log.get("val_loss", log["test_loss"])  # the authors' validation set is the test set but for Waterbirds
+        if self.checks_val(epoch) and val <= self.best_val_loss:
+            self.best_val_loss = val
+            return True
+        return False
+
+    def save(self, epoch, log, block: str = ""):
+        is_best = self.is_best(epoch, log)
+        self.best_acc = max(self.best_acc, log["test_acc"])
+        state = {**self.state(epoch), "worklog": block, "best_val_loss": self.best_val_loss}
         save_checkpoint(self.log_path, epoch, state, {"model": unwrap(self.distiller).student.state_dict()},
                         keep_epoch=epoch % self.cfg.LOG.SAVE_CHECKPOINT_FREQ == 0, is_best=is_best)
         self.last_saved_epoch = epoch
@@ -330,6 +291,7 @@ class Trainer:
             raise LavidError(f"{path}: does not fit this run's model or optimizer "
                              f"({str(e).splitlines()[0][:300]}); was it written by another config?") from None
         self.best_acc = state["best_acc"]
+        self.best_val_loss = state.get("best_val_loss", float("inf"))
         self.global_step = state.get("global_step", 0)
         if self.generator is not None and state.get("generator") is not None:
             self.generator.set_state(state["generator"])
@@ -361,5 +323,5 @@ class Trainer:
         torch.manual_seed(s)
         random.seed(s)
         np.random.seed(s % 2**32)
-        if self.generator is not None:
-            self.generator.manual_seed(s)
+        if self.generator is not None:  # alike on every rank: the ranks share one permutation of the data
+            self.generator.manual_seed(s - self.rank)
