@@ -232,3 +232,15 @@ def test_waterbirds_validation_split_is_read_and_logged_for_selection(tmp_path):
     blocks = log.split("epoch: ")[1:]
     assert "val_loss" not in blocks[0] and "val_loss" in blocks[1] and "val_acc_waterbird_on_water" in blocks[1]
     assert torch.load(trainer.log_path / "best", weights_only=True)["epoch"] == 2  # the only epoch checked
+
+
+def test_mlkd_strong_view_is_randaugment_2_10():
+    from torchvision import transforms as T
+
+    from lavid_plugin.data.transforms import TwoViews, train_transform
+
+    ra = [t for t in train_transform(32, strong=True).transforms if isinstance(t, T.RandAugment)]
+    assert len(ra) == 1 and (ra[0].num_ops, ra[0].magnitude) == (2, 10)
+    assert not any(isinstance(t, T.RandAugment) for t in train_transform(32).transforms)
+    strong = [t for t in TwoViews(32).strong.transforms if isinstance(t, T.RandAugment)]
+    assert [(t.num_ops, t.magnitude) for t in strong] == [(2, 10)]
