@@ -249,3 +249,29 @@ def test_question_generation_fails_naming_the_count(tmp_path):
     replies = iter(["What colour is the class?\n1. Red\n2. Blue\n"] * 3)
     with pytest.raises(LavidError, match="only 1 valid questions of the 3"):
         generate_questions(lambda p: next(replies), ["Wren"], 3, 2, max_rounds=3, log=lambda m: None)
+
+
+def test_sharded_extraction_merges_to_the_unsharded_signature_exactly(tmp_path, capsys):
+    q, c = str(EXAMPLES / "birds_questions.txt"), str(EXAMPLES / "birds_classes.json")
+    assert lavid_main(["signature", "make-tiny-lm", str(tmp_path / "lm"), "--questions", q, "--classes", c]) == 0
+    base = ["signature", "extract", "--model", str(tmp_path / "lm"), "--questions", q, "--classes", c, "--no-progress",
+            "--batch-size", "4"]
+    assert lavid_main(base + ["-o", str(tmp_path / "whole.safetensors")]) == 0
+    for i in range(3):
+        assert lavid_main(base + ["-o", str(tmp_path / f"s{i}.safetensors"), "--shard", f"{i}/3"]) == 0
+    shards = [str(tmp_path / f"s{i}.safetensors") for i in range(3)]
+    assert lavid_main(["signature", "merge", *shards[::-1], "-o", str(tmp_path / "merged.safetensors")]) == 0
+    whole, merged = LLMSignature.load(tmp_path / "whole.safetensors"), LLMSignature.load(tmp_path / "merged.safetensors")
+    assert torch.equal(whole.targets, merged.targets) and torch.equal(whole.logits, merged.logits)
+    assert whole.content_hash() == merged.content_hash() and merged.provenance["merged_from"] == 3
+    capsys.readouterr()
+    assert lavid_main(["signature", "merge", *shards[:2], "-o", str(tmp_path / "m.safetensors")]) == 2
+    assert "shard(s) 2/3 missing" in capsys.readouterr().err
+    assert lavid_main(["signature", "merge", shards[0], shards[0], shards[1], shards[2], "-o", str(tmp_path / "m.safetensors")]) == 2
+    assert "are both shard 0/3" in capsys.readouterr().err
+    assert lavid_main(base + ["-o", str(tmp_path / "t0.safetensors"), "--shard", "0/2", "--temperature", "2"]) == 0
+    assert lavid_main(["signature", "merge", str(tmp_path / "t0.safetensors"), *shards[1:], "-o", str(tmp_path / "m.safetensors")]) == 2
+    assert "shards of different extractions" in capsys.readouterr().err
+    assert lavid_main(base + ["-o", str(tmp_path / "x.safetensors"), "--shard", "3/3"]) == 2
+    assert "need 0 <= i < n" in capsys.readouterr().err
+    assert not (tmp_path / "m.safetensors").exists()

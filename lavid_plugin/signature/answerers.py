@@ -72,11 +72,18 @@ def build_signature(answerer, questions: Sequence[Question], class_names: Sequen
     if not questions:
         raise LavidError("no questions to answer")
     logits = answerer.option_logits(questions, list(class_names), **options)
+    prov = signature_provenance(answerer, temperature, question_source, question_provenance)
+    return LLMSignature.from_option_logits(class_names, logits, questions, temperature=temperature, provenance=prov)
+
+
+def signature_provenance(answerer, temperature: float, question_source: str | None,
+                         question_provenance: dict | None = None) -> dict:
+    """The backend's own provenance plus what every signature records."""
     prov = {**answerer.provenance(), "question_source": question_source, "temperature": temperature,
             "placeholders": answerer.instantiator.table, "library_versions": library_versions()}
     if question_provenance:
         prov["question_provenance"] = question_provenance
-    return LLMSignature.from_option_logits(class_names, logits, questions, temperature=temperature, provenance=prov)
+    return prov
 
 
 def check_model_source(name: str, *, trust_remote_code: bool = False) -> None:

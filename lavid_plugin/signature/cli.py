@@ -57,6 +57,11 @@ def add_parser(sub) -> None:
     i.add_argument("-o", "--output", help="default: ./NAME.safetensors in the current folder")
     i.set_defaults(func=cmd_import)
 
+    g = ss.add_parser("merge", help="join the shard files of lavid signature extract --shard i/n into a signature")
+    g.add_argument("shards", nargs="+", help="every shard file of one extraction")
+    g.add_argument("-o", "--output", required=True, help="signature file (.safetensors)")
+    g.set_defaults(func=cmd_merge)
+
     s = ss.add_parser("inspect", help="summary and heatmap PNG of a signature")
     s.add_argument("signature")
     s.add_argument("--png", help="heatmap path (default: SIGNATURE.png)")
@@ -91,6 +96,8 @@ def _add_extract(ss) -> None:
     e.add_argument("--cache-dir", help="answer shards for resuming (default: OUTPUT.cache/)")
     e.add_argument("--device")
     e.add_argument("--device-map", help="e.g. 'auto' for models larger than one GPU")
+    e.add_argument("--shard", metavar="I/N", help="answer only shard I of N (0-based) and write a shard file to -o; "
+                   "join the N files with lavid signature merge")
     e.add_argument("--trust-remote-code", action="store_true")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=cmd_extract)
@@ -150,8 +157,10 @@ def cmd_validate(args) -> int:
 
 
 def cmd_extract(args) -> int:
-    from .answerers import build_signature, check_model_source, check_output_path, get_answerer
+    from .answerers import build_signature, check_model_source, check_output_path, get_answerer, signature_provenance
+    from .generate import read_question_provenance
     from .questions import apply_validation
+    from .shards import parse_shard, write_shard
 
     qs, names, inst, report = _read_inputs(args)
     if not names:
@@ -164,12 +173,20 @@ def cmd_extract(args) -> int:
     check_output_path(args.output)
     if args.backend == "llm" or Path(args.model).exists():
         check_model_source(args.model, trust_remote_code=args.trust_remote_code)
+    shard = parse_shard(args.shard) if args.shard else None
+    if shard and not hasattr(backend, "answer_prompts"):
+        raise LavidError(f"--shard needs a backend that answers prompt by prompt (llm), not {args.backend!r}")
     answerer, options = backend.from_cli(args, inst)
-    from .generate import read_question_provenance
-
+    out, question_prov = Path(args.output), read_question_provenance(args.questions)
+    if shard:
+        answers = answerer.answer_prompts(qs, names, shard=shard, **options)
+        write_shard(out, answers, shard, qs, names,
+                    signature_provenance(answerer, args.temperature, str(args.questions), question_prov))
+        print(f"wrote {out}: shard {shard[0]}/{shard[1]}, {len(answers)} of {len(qs) * len(names)} answers "
+              f"(join all shards with lavid signature merge)")
+        return 0
     sig = build_signature(answerer, qs, names, temperature=args.temperature, question_source=str(args.questions),
-                          question_provenance=read_question_provenance(args.questions), **options)
-    out = Path(args.output)
+                          question_provenance=question_prov, **options)
     sig.save(out)
     print(f"wrote {out}: K={sig.num_classes} Q={sig.num_questions} dim={sig.dim}")
     return 0
@@ -199,6 +216,17 @@ def cmd_import(args) -> int:
     out = Path(args.output or Path(args.json).with_suffix(".safetensors").name)
     sig.save(out)
     print(f"wrote {out}: K={sig.num_classes} Q={sig.num_questions} dim={sig.dim}")
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from .answerers import check_output_path
+    from .shards import merge
+
+    check_output_path(args.output)
+    sig = merge(args.shards)
+    sig.save(args.output)
+    print(f"wrote {args.output}: K={sig.num_classes} Q={sig.num_questions} dim={sig.dim} from {len(args.shards)} shards")
     return 0
 
 

@@ -168,6 +168,17 @@ class AnswerExtractor:
                       on_batch_end: Callable[[int, int], None] | None = None,
                       stats: ExtractionStats | None = None) -> torch.Tensor:
         """``[K, sum M]`` option-label logits; batches fixed up front, resumable from ``cache_dir``."""
+        answers = self.answer_prompts(questions, class_names, batch_size=batch_size, cache_dir=cache_dir,
+                                      progress=progress, on_batch_end=on_batch_end, stats=stats)
+        return rows_from_answers(answers, questions, len(class_names))
+
+    def answer_prompts(self, questions: Sequence[Question], class_names: Sequence[str], *, batch_size: int = 16,
+                       cache_dir: str | Path | None = None, progress: bool = True,
+                       on_batch_end: Callable[[int, int], None] | None = None, stats: ExtractionStats | None = None,
+                       shard: tuple[int, int] | None = None) -> dict[int, torch.Tensor]:
+        """Prompt index (class * Q + question) -> its label logits. The prompts are sorted by length and
+        cut into batches once; ``shard=(i, n)`` answers batches ``i, i + n, ...`` only, so n processes
+        together compute every batch exactly as one process would (:mod:`.shards` joins them)."""
         if batch_size < 1:
             raise LavidError(f"batch size must be >= 1, got {batch_size}")
         max_m = max(q.num_options for q in questions)
@@ -175,25 +186,26 @@ class AnswerExtractor:
         stats = stats if stats is not None else ExtractionStats()
         t0 = time.perf_counter()
         prompts = self.build_prompts(questions, class_names)
-        Q = len(questions)
         keys = [sha256_text(self.fingerprint, p, json.dumps(token_ids)) for p in prompts]
         encoded = [self.encode(p) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: (-len(encoded[i]), i))
         batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-        stats.num_prompts = len(prompts)
+        if shard is not None:
+            batches = batches[shard[0]::shard[1]]
+        stats.num_prompts = sum(map(len, batches))
 
         cache = _ShardCache(cache_dir) if cache_dir else None
         known = cache.load() if cache else {}
-        results: dict[str, torch.Tensor] = {}
-        bar = _progress(len(prompts), progress)
+        results: dict[int, torch.Tensor] = {}
+        bar = _progress(stats.num_prompts, progress)
         for b, idx in enumerate(batches):
             bkeys = [keys[i] for i in idx]
             if all(k in known for k in bkeys):
-                results.update((k, known[k]) for k in bkeys)
+                results.update((i, known[k]) for i, k in zip(idx, bkeys))
                 bar.update(len(idx))
                 continue
             logits = self.last_logits([encoded[i] for i in idx], token_ids)
-            results.update(zip(bkeys, logits))
+            results.update(zip(idx, logits))
             if cache:
                 cache.write(bkeys, logits)
             stats.num_computed += len(idx)
@@ -203,10 +215,8 @@ class AnswerExtractor:
             if on_batch_end is not None:
                 on_batch_end(b, len(batches))
         bar.close()
-        counts = [q.num_options for q in questions]
-        rows = [torch.cat([results[keys[c * Q + q]][: counts[q]] for q in range(Q)]) for c in range(len(class_names))]
         stats.seconds = time.perf_counter() - t0
-        return torch.stack(rows)
+        return results
 
     def provenance(self) -> dict:
         return {
@@ -226,6 +236,12 @@ class AnswerExtractor:
         """The signature (see :func:`~.answerers.build_signature`); ``options`` as :meth:`option_logits`."""
         return build_signature(self, questions, class_names, temperature=temperature,
                                question_source=question_source, **options)
+
+
+def rows_from_answers(answers: dict[int, torch.Tensor], questions: Sequence[Question], num_classes: int) -> torch.Tensor:
+    """``[K, sum M]``: each class's questions' first ``M_q`` label logits, in order."""
+    counts, Q = [q.num_options for q in questions], len(questions)
+    return torch.stack([torch.cat([answers[c * Q + q][: counts[q]] for q in range(Q)]) for c in range(num_classes)])
 
 
 def _progress(total: int, enabled: bool):
