@@ -250,3 +250,43 @@ def test_ranks_together_load_the_single_process_batches():
     assert [sorted(a + b) for a, b in zip(*ranks)][:2] == [sorted(x) for x in one[:2]]  # the full global batches
     assert len(ranks[0]) == len(ranks[1]) == 3  # equal counts: no rank waits for another at the end
     assert set(sum(ranks[0] + ranks[1], [])) == set(data)  # the last, padded batch covers the rest
+
+
+def test_a_training_step_never_waits_for_the_device(tmp_path, monkeypatch):
+    """Counts what would synchronise with a GPU (reading a tensor's value on the host) during steps:
+    none per step; one read-back every LOG.TENSORBOARD_FREQ steps and one at the epoch's end."""
+    from lavid_plugin.engine.trainer import Trainer
+
+    names = small_demo(tmp_path / "birds", train=4, test=1)
+    cfg = load_cfg(str(DEMO / "res18.yaml"), _small_opts(tmp_path, names) + ["SOLVER.EPOCHS", "1", "SOLVER.BATCH_SIZE",
+                                                                             "4", "LOG.TENSORBOARD_FREQ", "5"])
+    reads = {"n": 0, "counting": False}
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "numpy"):
+        real = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _real=real, **k):
+            if reads["counting"]:
+                reads["n"] += 1
+            return _real(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    real_step, real_read = Trainer.run_step, Trainer.read_back
+    per_step, read_backs = [], []
+
+    def step(self, batch, epoch):
+        reads["counting"], before = True, reads["n"]
+        try:
+            return real_step(self, batch, epoch)
+        finally:
+            reads["counting"] = False
+            per_step.append(reads["n"] - before)
+
+    def read_back(self, *a, **k):
+        read_backs.append(self.global_step)
+        return real_read(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "run_step", step)
+    monkeypatch.setattr(Trainer, "read_back", read_back)
+    train(cfg, progress=False)
+    assert len(per_step) == 12 and set(per_step) == {0}  # 48 images / 4
+    assert read_backs == [5, 10, 12]

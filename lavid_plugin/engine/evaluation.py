@@ -1,5 +1,6 @@
-"""Evaluation and metric helpers of the trainer: accuracy, meters summed over DDP ranks, and
-``evaluate`` (top-1/top-5/loss over a loader, per-group accuracies for Waterbirds)."""
+"""Evaluation and metric helpers of the trainer: accuracy, step values summed on the device
+(:class:`StepSums`), and ``evaluate`` (top-1/top-5/loss over a loader, per-group accuracies for
+Waterbirds)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,6 @@ from collections import OrderedDict
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-
-
-class AverageMeter:
-    def __init__(self):
-        self.sum, self.count = 0.0, 0
-
-    def update(self, val, n=1):
-        self.sum += float(val) * n
-        self.count += n
-
-    @property
-    def avg(self):
-        return self.sum / max(self.count, 1)
 
 
 def accuracy(output, target, topk=(1,)):
@@ -80,9 +68,28 @@ def evaluate(model, loader, device, *, autocast=contextlib.nullcontext, world=1,
     return result
 
 
-def sum_meters(meters, device) -> None:
-    """Sum each meter's total and count over the DDP ranks, in place."""
-    t = torch.tensor([[m.sum, m.count] for m in meters], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    for m, (total, count) in zip(meters, t.tolist()):
-        m.sum, m.count = total, int(count)
+class StepSums:
+    """Per-step values (loss terms, accuracies) summed where they live, on the device: adding one
+    does not wait for the GPU. :meth:`means` reads them back, one synchronisation per call."""
+
+    def __init__(self):
+        self.sums: dict = {}
+        self.count = 0
+
+    def add(self, values: dict, n: int) -> None:
+        for k, v in values.items():
+            v = v.detach().float() * n
+            self.sums[k] = v if k not in self.sums else self.sums[k] + v
+        self.count += n
+
+    def means(self, world: int = 1) -> dict:
+        """Mean of each value over the samples added (over every DDP rank's samples with ``world > 1``)."""
+        if not self.sums:
+            return {}
+        keys = list(self.sums)
+        t = torch.stack([self.sums[k] for k in keys] + [torch.tensor(float(self.count), device=self.sums[keys[0]].device)])
+        if world > 1:
+            t = t.double()
+            dist.all_reduce(t)
+        values = t.tolist()
+        return {k: v / max(values[-1], 1.0) for k, v in zip(keys, values[:-1])}

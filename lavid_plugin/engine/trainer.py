@@ -14,6 +14,7 @@ written atomically; ``latest`` also holds the RNG states so ``--resume`` continu
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import random
 import sys
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from ..data import check_bad_images
-from .evaluation import AverageMeter, accuracy, evaluate, sum_meters  # noqa: F401 (evaluate: re-exported)
+from .evaluation import StepSums, accuracy, evaluate  # noqa: F401 (evaluate: re-exported)
 from ..errors import LavidError
 from .checkpoints import (append_text, cut_worklog, fault_point, load_checkpoint, remove_stale_temporaries,
                           save_checkpoint, worklog_block)
@@ -148,19 +149,14 @@ class Trainer:
         with self.autocast():
             preds, losses = self.distiller(target=target, epoch=epoch, **kwargs)
         loss = sum(v.float().mean() for v in losses.values())
-        if not torch.isfinite(loss):
-            terms = {k: float(v.detach().float().mean()) for k, v in losses.items()}
-            raise LavidError(f"non-finite loss at epoch {epoch}, step {self.global_step}: {terms}; stopping. "
-                             f"{self.last_checkpoint()}")
-        loss.backward()
+        loss.backward()  # no host synchronisation in the step: losses are checked when read (read_back)
         self.optimizer.step()
         return preds, {k: v.detach().float().mean() for k, v in losses.items()}, loss.detach(), target
 
     # ------------------------------------------------------------------ loops
     def train_epoch(self, epoch):
         lr = self.adjust_learning_rate(epoch)
-        meters = {k: AverageMeter() for k in ("losses", "top1", "top5")}
-        terms: dict[str, AverageMeter] = {}
+        sums, window = StepSums(), StepSums()
         sampler = getattr(self.train_loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)  # reshuffle per epoch under DDP
@@ -180,22 +176,20 @@ class Trainer:
             n = target.shape[0]
             seen += n
             acc1, acc5 = accuracy(preds.float(), target, topk=(1, 5))
-            meters["losses"].update(loss.item(), n)
-            meters["top1"].update(acc1.item(), n)
-            meters["top5"].update(acc5.item(), n)
-            for k, v in losses.items():
-                terms.setdefault(k, AverageMeter()).update(v.item(), n)
+            for s in (sums, window):
+                s.add({"loss": loss, "top1": acc1, "top5": acc5, **losses}, n)
             self.global_step += 1
-            if self.rank == 0 and self.global_step % self.cfg.LOG.TENSORBOARD_FREQ == 0:
-                for k, v in losses.items():
-                    self.writer().add_scalar(f"step/{k}", v.item(), self.global_step)
-            bar.set_postfix(loss=f"{meters['losses'].avg:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
+            if self.global_step % self.cfg.LOG.TENSORBOARD_FREQ == 0:
+                self.read_back(window, epoch, bar, seen / (time.perf_counter() - t0))
+                window = StepSums()
             bar.update()
+        if window.count:
+            self.read_back(window, epoch, bar, seen / max(time.perf_counter() - t0, 1e-9))
         bar.close()
         self.check_finite_weights(epoch)  # the last step may have broken them: before any evaluation or save
-        if self.world > 1:  # every rank's share of the global batches, not rank 0's alone
-            sum_meters(list(meters.values()) + list(terms.values()), self.device)
-        log = OrderedDict(train_acc=meters["top1"].avg, train_loss=meters["losses"].avg)
+        means = sums.means(self.world)  # every rank's share of the global batches, not rank 0's alone
+        terms = {k: v for k, v in means.items() if k not in ("loss", "top1", "top5")}
+        log = OrderedDict(train_acc=means.get("top1", 0.0), train_loss=means.get("loss", 0.0))
         log.update(self.evaluate())
         if self.select_loader is not None and self.checks_val(epoch):  # any LOG.SELECT: the report may pick it
             log.update((k.replace("test_", "val_", 1), v) for k, v in evaluate(
@@ -205,7 +199,6 @@ class Trainer:
         if bad or bad_val:
             log["bad_images"] = bad + bad_val
         if self.rank == 0:
-            terms = {k: m.avg for k, m in terms.items()}
             block = worklog_block(epoch, lr, log, terms)
             self.save(epoch, log, block)  # the checkpoint first, then the worklog line
             fault_point("before-worklog", epoch)
@@ -215,6 +208,20 @@ class Trainer:
                 print(f"[lavid] epoch {epoch}/{self.cfg.SOLVER.EPOCHS}: train_loss {log['train_loss']:.4f} "
                       f"test_acc {log['test_acc']:.2f} ({seen / (time.perf_counter() - t0):.1f} img/s)", flush=True)
         return log
+
+    def read_back(self, window: StepSums, epoch: int, bar, img_s: float) -> None:
+        """Every LOG.TENSORBOARD_FREQ steps and at the epoch's end: the steps' values read back once
+        (the only synchronisation of the loop), checked, written as step scalars, shown on the bar."""
+        means = window.means()
+        bad = {k: v for k, v in means.items() if not math.isfinite(v)}
+        if bad:
+            raise LavidError(f"non-finite loss at epoch {epoch}, by step {self.global_step}: {bad}; stopping. "
+                             f"{self.last_checkpoint()}")
+        if self.rank == 0:
+            for k, v in means.items():
+                if k not in ("top1", "top5"):
+                    self.writer().add_scalar(f"step/{k}", v, self.global_step)
+        bar.set_postfix(loss=f"{means.get('loss', float('nan')):.4f}", img_s=f"{img_s:.1f}")
 
     def check_finite_weights(self, epoch):
         bad = [n for n, p in unwrap(self.distiller).named_parameters() if not torch.isfinite(p).all()]
