@@ -275,3 +275,41 @@ def test_sharded_extraction_merges_to_the_unsharded_signature_exactly(tmp_path, 
     assert lavid_main(base + ["-o", str(tmp_path / "x.safetensors"), "--shard", "3/3"]) == 2
     assert "need 0 <= i < n" in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+CHAT_TEMPLATES = {  # the shapes of the Qwen2, Llama-3 and Mistral chat templates, written here
+    "qwen2": "{%- for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+             "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}"
+             "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}"
+             "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
+    "llama3": "{{ '<|begin_of_text|>' }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + "
+              "'<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}"
+              "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}",
+    "mistral": "{{ '<s>' }}{% for message in messages %}{% if message['role'] == 'user' %}"
+               "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% else %}{{ message['content'] + '</s>' }}{% endif %}"
+               "{% endfor %}",
+    "inspects-content": "{% for message in messages %}{% if 'Red' in message['content'] %}RED {% endif %}"
+                        "{{ message['content'] }}{% endfor %}",
+}
+
+
+@pytest.mark.parametrize("family", sorted(CHAT_TEMPLATES))
+def test_prompts_rendered_once_equal_prompts_rendered_one_by_one(tiny_lm, family, monkeypatch):
+    import copy
+
+    from lavid_plugin.signature.extract import PromptBuilder
+
+    _, tok, qs, names = tiny_lm
+    tok = copy.deepcopy(tok)
+    tok.chat_template = CHAT_TEMPLATES[family]
+    builder = PromptBuilder(tok)
+    messages = builder.messages(qs, names)
+    want = [tok.apply_chat_template([{"role": "user", "content": m}], tokenize=False, add_generation_prompt=True)
+            for m in messages]
+    renders = []
+    real = PromptBuilder.render
+    monkeypatch.setattr(PromptBuilder, "render", lambda self, m: renders.append(m) or real(self, m))
+    assert builder.build_prompts(qs, names) == want
+    fast = family != "inspects-content"  # that one must fall back to rendering every prompt
+    assert (len(renders) <= len(qs) + 1) == fast
+    assert builder.encode_all(want) == [builder.encode(p) for p in want]

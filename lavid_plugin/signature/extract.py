@@ -91,15 +91,35 @@ class PromptBuilder:
         # A chat template already writes its own BOS; a plain prompt gets the tokenizer's specials.
         return self.tokenizer.encode(text, add_special_tokens=not self.use_chat_template)
 
+    def messages(self, questions: Sequence[Question], class_names: Sequence[str]) -> list[str]:
+        """The user messages, class-major: index = class * Q + question."""
+        return [answer_message(self.instantiator(q.text, name), q.options, template=self.template,
+                               label_kind=self.label_kind) for name in class_names for q in questions]
+
     def build_prompts(self, questions: Sequence[Question], class_names: Sequence[str]) -> list[str]:
-        """Rendered prompts, class-major: index = class * Q + question."""
-        out = []
-        for name in class_names:
-            for q in questions:
-                msg = answer_message(self.instantiator(q.text, name), q.options, template=self.template,
-                                     label_kind=self.label_kind)
-                out.append(self.render(msg))
-        return out
+        """Rendered prompts, class-major: index = class * Q + question.
+
+        The chat template is rendered once, around a stand-in message, and each message is put in its
+        place: K*Q Jinja renderings become one. Checked against the full rendering of the first
+        class's prompts; a template whose output depends on the message's content (one that trims or
+        inspects it) falls back to rendering every prompt."""
+        messages = self.messages(questions, class_names)
+        stand_in = "\u27e6LAVID-MESSAGE\u27e7"
+        frame = self.render(stand_in)
+        if frame.count(stand_in) == 1:
+            before, after = frame.split(stand_in)
+            fast = [before + m + after for m in messages]
+            if all(fast[i] == self.render(messages[i]) for i in range(min(len(questions), len(messages)))):
+                return fast
+        return [self.render(m) for m in messages]
+
+    def encode_all(self, prompts: Sequence[str]) -> list[list[int]]:
+        """:meth:`encode` of every prompt, in one batched call to a fast tokenizer."""
+        if not prompts:
+            return []
+        if getattr(self.tokenizer, "is_fast", False):
+            return self.tokenizer(list(prompts), add_special_tokens=not self.use_chat_template)["input_ids"]
+        return [self.encode(p) for p in prompts]
 
 
 class AnswerExtractor:
@@ -187,7 +207,7 @@ class AnswerExtractor:
         t0 = time.perf_counter()
         prompts = self.build_prompts(questions, class_names)
         keys = [sha256_text(self.fingerprint, p, json.dumps(token_ids)) for p in prompts]
-        encoded = [self.encode(p) for p in prompts]
+        encoded = self.prompts.encode_all(prompts)
         order = sorted(range(len(prompts)), key=lambda i: (-len(encoded[i]), i))
         batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         if shard is not None:
