@@ -313,3 +313,66 @@ def test_prompts_rendered_once_equal_prompts_rendered_one_by_one(tiny_lm, family
     fast = family != "inspects-content"  # that one must fall back to rendering every prompt
     assert (len(renders) <= len(qs) + 1) == fast
     assert builder.encode_all(want) == [builder.encode(p) for p in want]
+
+
+class _EngineOverHF:
+    """vLLM's ``LLM`` interface (``get_tokenizer``, ``generate`` with ``prompt_logprobs``), answered by
+    the tiny HF model: what the vllm backend is built on, without a GPU."""
+
+    def __init__(self, model, tok):
+        self.model, self.tok, self.calls = model, tok, 0
+
+    def get_tokenizer(self):
+        return self.tok
+
+    def generate(self, requests, params, use_tqdm=False):
+        from types import SimpleNamespace
+
+        assert params.max_tokens == 1 and params.prompt_logprobs == 0
+        self.calls += 1
+        outs = []
+        with torch.inference_mode():
+            for r in requests:
+                ids = r["prompt_token_ids"]
+                logp = torch.log_softmax(self.model(input_ids=torch.tensor([ids])).logits[0, -2].float(), -1)
+                outs.append(SimpleNamespace(prompt_logprobs=[None] * (len(ids) - 1) + [
+                    {ids[-1]: SimpleNamespace(logprob=float(logp[ids[-1]]))}]))
+        return outs
+
+
+def test_vllm_backend_reads_the_same_answers_as_the_hf_backend(tiny_lm, tmp_path, monkeypatch):
+    import sys
+    from types import ModuleType, SimpleNamespace
+
+    from lavid_plugin.signature.vllm_backend import VLLMAnswerer
+
+    fake = ModuleType("vllm")  # SamplingParams only; the engine is the stand-in above
+    fake.SamplingParams = lambda **kw: SimpleNamespace(**kw)
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    model, tok, qs, names = tiny_lm
+    qs = _mixed_length_questions(qs)
+    hf = AnswerExtractor(model, tok, model_id="tiny").extract(qs, names, progress=False)
+    engine = _EngineOverHF(model, tok)
+    ans = VLLMAnswerer("tiny", llm=engine)
+    sig = ans.extract(qs, names, cache_dir=tmp_path / "cache", progress=False)
+    assert torch.allclose(sig.targets, hf.targets, atol=1e-5)
+    assert sig.provenance["answer_backend"].startswith("vLLM") and sig.provenance["label_token_ids"]
+    calls = engine.calls
+    again = ans.extract(qs, names, cache_dir=tmp_path / "cache", progress=False)  # resumed from the cache
+    assert engine.calls == calls and torch.equal(again.targets, sig.targets)
+    part = ans.answer_prompts(qs, names, shard=(1, 3), progress=False)
+    assert sorted(part) == list(range(1, len(qs) * len(names), 3))
+
+
+def test_vllm_on_a_gpu_agrees_with_hf_within_bf16(tiny_lm, tmp_path):
+    pytest.importorskip("vllm", reason="vLLM is not installed (pip install 'lavid-plugin[vllm]' on a CUDA machine)")
+    if not torch.cuda.is_available():
+        pytest.skip("vLLM needs a CUDA device")
+    from lavid_plugin.signature.vllm_backend import VLLMAnswerer
+
+    model, tok, qs, names = tiny_lm
+    model.save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    hf = AnswerExtractor(model.cuda().bfloat16(), tok, model_id="tiny").extract(qs, names, progress=False)
+    sig = VLLMAnswerer(str(tmp_path / "lm"), gpu_memory_utilization=0.3).extract(qs, names, progress=False)
+    assert torch.allclose(sig.targets, hf.targets, atol=2e-2)

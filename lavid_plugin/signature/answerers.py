@@ -15,7 +15,8 @@ provenance, so every backend yields the same kind of :class:`~.signature.LLMSign
     register_answerer("mine", "my_pkg.my_module:MyAnswerer")   # or the class itself
 
 Registered here: ``llm`` (a transformers causal LM's next-token logits over the option labels,
-:class:`~.extract.AnswerExtractor`) and ``embedding`` (sentence-embedding similarity,
+:class:`~.extract.AnswerExtractor`), ``vllm`` (the same prompts on a vLLM engine, tensor parallel,
+:class:`~.vllm_backend.VLLMAnswerer`) and ``embedding`` (sentence-embedding similarity,
 :class:`~.embedding.EmbeddingAnswerer`, for machines without a GPU; labelled as not an LLM).
 """
 
@@ -33,6 +34,7 @@ from .signature import LLMSignature, check_unique_class_names
 ANSWERERS: dict = {
     "llm": "lavid_plugin.signature.extract:AnswerExtractor",
     "embedding": "lavid_plugin.signature.embedding:EmbeddingAnswerer",
+    "vllm": "lavid_plugin.signature.vllm_backend:VLLMAnswerer",
 }
 
 

@@ -85,7 +85,8 @@ def _add_extract(ss) -> None:
     e.add_argument("--classes", required=True)
     e.add_argument("-o", "--output", required=True, help="signature file (.safetensors)")
     e.add_argument("--backend", default="llm", help="answer backend, one of the registered: "
-                   "llm (a causal LM's option-label logits), embedding (sentence-embedding similarity, no LLM)")
+                   "llm (a causal LM's option-label logits), vllm (the same on a vLLM engine, pip install "
+                   "'lavid-plugin[vllm]'), embedding (sentence-embedding similarity, no LLM)")
     e.add_argument("--batch-size", type=int, default=16)
     e.add_argument("--temperature", type=float, default=1.0)
     e.add_argument("--labels", choices=["number", "letter"], default="number")
@@ -96,6 +97,7 @@ def _add_extract(ss) -> None:
     e.add_argument("--cache-dir", help="answer shards for resuming (default: OUTPUT.cache/)")
     e.add_argument("--device")
     e.add_argument("--device-map", help="e.g. 'auto' for models larger than one GPU")
+    e.add_argument("--tensor-parallel-size", type=int, default=1, help="--backend vllm: GPUs the model is split over")
     e.add_argument("--shard", metavar="I/N", help="answer only shard I of N (0-based) and write a shard file to -o; "
                    "join the N files with lavid signature merge")
     e.add_argument("--trust-remote-code", action="store_true")
@@ -171,7 +173,7 @@ def cmd_extract(args) -> int:
     qs = apply_validation(qs, report, args.validation, warn=_warn)
     backend = get_answerer(args.backend)  # before any model loads: a wrong name lists the registered ones
     check_output_path(args.output)
-    if args.backend == "llm" or Path(args.model).exists():
+    if args.backend in ("llm", "vllm") or Path(args.model).exists():
         check_model_source(args.model, trust_remote_code=args.trust_remote_code)
     shard = parse_shard(args.shard) if args.shard else None
     if shard and not hasattr(backend, "answer_prompts"):
