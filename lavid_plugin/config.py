@@ -35,6 +35,8 @@ CFG.DATASET.DOWNLOAD = False  # plugin: let torchvision download where it can
 CFG.DATASET.DRAFT_DECODE = True  # plugin: decode large JPEGs at reduced size (PIL draft mode)
 CFG.DATASET.SPLIT_SEED = 27  # plugin: seed of a split the plugin draws (Caltech-101; the authors' 27)
 CFG.DATASET.SPLIT_FILE = ""  # plugin: reuse a saved split (caltech101_split.json of an earlier run)
+CFG.DATASET.DROP_LAST = False  # plugin: drop the last partial batch (fixed shapes, e.g. for SOLVER.COMPILE)
+CFG.DATASET.PERSISTENT_WORKERS = False  # plugin: keep loader workers between epochs (--resume then not bit-exact)
 
 # Distiller
 CFG.DISTILLER = CN()
@@ -56,6 +58,7 @@ CFG.SOLVER.WEIGHT_DECAY = 0.0001
 CFG.SOLVER.MOMENTUM = 0.9
 CFG.SOLVER.TYPE = "SGD"
 CFG.SOLVER.AMP = True  # plugin: bf16 autocast (and channels_last) on CUDA; ignored on CPU
+CFG.SOLVER.COMPILE = False  # plugin: torch.compile the student (its forward; state_dict keys unchanged)
 
 # Log
 CFG.LOG = CN()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU check of the plugin in one short run (a CUDA machine with torch installed):
 # the card, one CUDA epoch of the demo config through tools/train.py (bf16 autocast, channels_last),
-# the training-step and extraction benchmarks at the paper's 224 px / batch 16.
+# the training-step, extraction and loader benchmarks at the paper's 224 px / batch 16.
 #   PYTHONPATH=. bash scripts/check_gpu.sh [OUT]
 set -euo pipefail
 OUT="${1:-/tmp/lavid_gpu}"
@@ -25,3 +25,4 @@ PY
 grep -E "^(epoch|test_acc|loss_lavid):" "$OUT"/runs/demo/*/worklog.txt | tail -6
 "$PY" scripts/bench_train.py --size 224 --batch 16 --rounds 30
 "$PY" scripts/bench_extract.py --prompts 1000 --vocab 32000 --hidden 2048 --layers 8 --batch-size 25
+"$PY" scripts/bench_data.py --images 200 --sizes 224 --repeats 1 --workers 8

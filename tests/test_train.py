@@ -290,3 +290,16 @@ def test_a_training_step_never_waits_for_the_device(tmp_path, monkeypatch):
     train(cfg, progress=False)
     assert len(per_step) == 12 and set(per_step) == {0}  # 48 images / 4
     assert read_backs == [5, 10, 12]
+
+
+def test_compile_and_drop_last_options(tmp_path, monkeypatch):
+    from lavid_plugin.engine.build import setup_data
+
+    names = small_demo(tmp_path / "birds", train=3, test=1)
+    opts = _small_opts(tmp_path, names) + ["SOLVER.EPOCHS", "1", "SOLVER.BATCH_SIZE", "5"]
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(type(self).__name__))
+    train(load_cfg(str(DEMO / "res18.yaml"), opts + ["SOLVER.COMPILE", "True"]), progress=False)
+    assert compiled == ["ResNet"]  # the student, in place (36 images in batches of 5: the lone 36th is left out)
+    run = setup_data(load_cfg(str(DEMO / "res18.yaml"), opts + ["DATASET.DROP_LAST", "True", "SOLVER.BATCH_SIZE", "8"]))
+    assert [x[0].shape[0] for x in run.train_loader] == [8] * 4  # 36 images: the 4 left over are dropped

@@ -11,6 +11,8 @@ Images, unreadable-image handling and :class:`Splits` live in :mod:`.images`.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from torch.utils.data import DataLoader
 
@@ -82,7 +84,15 @@ def build_loaders(cfg, splits: Splits, *, rank: int = 0, world: int = 1, generat
         for ds in (splits.train, splits.val, splits.select):
             if ds is not None and image_list_of(ds) is not None:
                 image_list_of(ds).bad.share_memory_()
+    drop_last = bool(cfg.DATASET.DROP_LAST)
+    if world == 1 and not drop_last and len(splits.train) % batch == 1:
+        print(f"[lavid] {len(splits.train)} training images in batches of {batch} leave a last batch of 1, which "
+              f"BatchNorm cannot train on: that image is left out of each epoch (DATASET.DROP_LAST)", file=sys.stderr)
+        drop_last = True
+    workers = cfg.DATASET.NUM_WORKERS
+    # persistent workers would skip the per-epoch reseeding that makes --resume exact: an option
+    extra = {"prefetch_factor": 4, "persistent_workers": bool(cfg.DATASET.PERSISTENT_WORKERS)} if workers else {}
     train = DataLoader(splits.train, batch_size=batch // world, shuffle=sampler is None, sampler=sampler,
-                       num_workers=cfg.DATASET.NUM_WORKERS, drop_last=False, generator=generator,
-                       pin_memory=torch.cuda.is_available(), collate_fn=skip_unreadable)
+                       num_workers=workers, drop_last=drop_last, generator=generator,
+                       pin_memory=torch.cuda.is_available(), collate_fn=skip_unreadable, **extra)
     return train, eval_loader(cfg, splits.val, rank=rank, world=world)

@@ -79,6 +79,8 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True, r
         atomic_write_json(os.path.join(run_dir, "teachers.json"), run.context.teacher_hashes)
     if device.startswith("cuda") and cfg.SOLVER.AMP:
         distiller = distiller.to(memory_format=torch.channels_last)
+    if cfg.SOLVER.COMPILE:
+        distiller.student.compile()  # in place: the module, its parameters and state_dict keys stay
     model = DDP(distiller, device_ids=[int(device.split(":")[1])] if device.startswith("cuda") else None) \
         if world > 1 else distiller
     splits = run.splits
