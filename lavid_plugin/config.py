@@ -35,6 +35,9 @@ CFG.DATASET.DOWNLOAD = False  # plugin: let torchvision download where it can
 CFG.DATASET.DRAFT_DECODE = True  # plugin: decode large JPEGs at reduced size (PIL draft mode)
 CFG.DATASET.SPLIT_SEED = 27  # plugin: seed of a split the plugin draws (Caltech-101; the authors' 27)
 CFG.DATASET.SPLIT_FILE = ""  # plugin: reuse a saved split (caltech101_split.json of an earlier run)
+CFG.DATASET.NORMALIZE_ON_DEVICE = False  # plugin: loaders yield uint8, the trainer normalises on its device
+# (a quarter of the bytes through workers and host-to-device copies; the plugin's trainer only: mdistiller's
+# own trainer feeds images to the model as they come)
 CFG.DATASET.DROP_LAST = False  # plugin: drop the last partial batch (fixed shapes, e.g. for SOLVER.COMPILE)
 CFG.DATASET.PERSISTENT_WORKERS = False  # plugin: keep loader workers between epochs (--resume then not bit-exact)
 

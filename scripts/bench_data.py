@@ -51,7 +51,8 @@ def images_per_s(dataset, repeats: int) -> float:
     return best
 
 
-def loader_images_per_s(samples, workers: int, batch: int = 16, size: int = 224, batches: int = 40) -> float:
+def loader_images_per_s(samples, workers: int, batch: int = 16, size: int = 224, batches: int = 40,
+                        normalize: bool = True) -> float:
     import torch
 
     from lavid_plugin.config import load_cfg
@@ -59,7 +60,8 @@ def loader_images_per_s(samples, workers: int, batch: int = 16, size: int = 224,
     from lavid_plugin.data.transforms import decode_size, test_transform, train_transform
 
     cfg = load_cfg(None, ["SOLVER.BATCH_SIZE", str(batch), "DATASET.NUM_WORKERS", str(workers)])
-    train = ImageList(samples, ["x"], train_transform(size), with_index=True, draft_size=decode_size(size))
+    train = ImageList(samples, ["x"], train_transform(size, normalize=normalize), with_index=True,
+                      draft_size=decode_size(size))
     loader, _ = build_loaders(cfg, Splits(train, ImageList(samples[:1], ["x"], test_transform(size)), ["x"]),
                               generator=torch.Generator().manual_seed(0))
     n, t0 = 0, None
@@ -136,10 +138,12 @@ def main(argv=None) -> int:
         print(f"decode only (no transform), draft to {decode_size(min(args.sizes))}: plain {a:.1f} img/s, "
               f"draft {b:.1f} img/s, {b / a:.2f}x")
         torch.set_num_threads(max(1, torch.get_num_threads()))
-        loader = loader_images_per_s(samples, args.workers)
         step, dev = step_images_per_s()
-        print(f"train loader, {args.workers} workers, batch 16, 224 px: {loader:.1f} img/s; ResNet-18 training step on "
-              f"{dev}: {step:.1f} img/s; loader / step {loader / step:.2f}x (keep it >= 1.2x)")
+        print(f"ResNet-18 training step on {dev}, batch 16, 224 px: {step:.1f} img/s")
+        for label, normalize in (("float images (default)", True), ("uint8, DATASET.NORMALIZE_ON_DEVICE", False)):
+            loader = loader_images_per_s(samples, args.workers, normalize=normalize)
+            print(f"train loader, {args.workers} workers, {label}: {loader:.1f} img/s; loader / step "
+                  f"{loader / step:.2f}x (keep it >= 1.2x)")
     return 0
 
 

@@ -244,3 +244,27 @@ def test_mlkd_strong_view_is_randaugment_2_10():
     assert not any(isinstance(t, T.RandAugment) for t in train_transform(32).transforms)
     strong = [t for t in TwoViews(32).strong.transforms if isinstance(t, T.RandAugment)]
     assert [(t.num_ops, t.magnitude) for t in strong] == [(2, 10)]
+
+
+def test_uint8_loading_normalised_on_the_device_equals_the_float_path(tmp_path):
+    from lavid_plugin.data import build_loaders
+    from lavid_plugin.data.transforms import to_model_input
+    from lavid_plugin.engine.evaluation import evaluate
+    from lavid_plugin.distillers import Vanilla
+    from lavid_plugin.models import build_model
+
+    write_cub(tmp_path / "cub")
+    results = {}
+    for on_device in (False, True):
+        cfg = cfg_for("cub", tmp_path / "cub", DATASET__NORMALIZE_ON_DEVICE=on_device)
+        splits = build_splits(cfg)
+        torch.manual_seed(0)
+        image = splits.train[0][0]
+        _, val = build_loaders(cfg, splits)
+        torch.manual_seed(1)
+        model = Vanilla(build_model("resnet18", 3)).eval()
+        results[on_device] = (image, evaluate(model, val, "cpu"))
+    (img_f, ev_f), (img_u, ev_u) = results[False], results[True]
+    assert img_u.dtype == torch.uint8 and img_f.dtype == torch.float32
+    assert torch.allclose(to_model_input(img_u[None])[0], img_f, atol=1e-5)
+    assert ev_u["test_loss"] == pytest.approx(ev_f["test_loss"], abs=1e-5)

@@ -31,8 +31,9 @@ def build_splits(cfg, views=("image",), run_dir=None) -> Splits:
     if kind not in DATASETS:
         raise LavidError(f"unknown DATASET.TYPE {kind!r}; the plugin knows {sorted(DATASETS)}")
     size = cfg.DATASET.IMAGE_SIZE
-    train_tf = TwoViews(size) if tuple(views) == ("weak", "strong") else train_transform(size)
-    splits = DATASETS[kind](cfg, train_tf, test_transform(size), run_dir=run_dir)
+    norm = not cfg.DATASET.NORMALIZE_ON_DEVICE
+    train_tf = TwoViews(size, norm) if tuple(views) == ("weak", "strong") else train_transform(size, normalize=norm)
+    splits = DATASETS[kind](cfg, train_tf, test_transform(size, normalize=norm), run_dir=run_dir)
     draft = decode_size(size) if cfg.DATASET.DRAFT_DECODE else None
     for ds in (splits.train, splits.val):
         if isinstance(ds, ImageList):

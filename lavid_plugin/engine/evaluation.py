@@ -11,6 +11,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from ..data.transforms import to_model_input
+
 
 def accuracy(output, target, topk=(1,)):
     with torch.no_grad():
@@ -37,7 +39,7 @@ def evaluate(model, loader, device, *, autocast=contextlib.nullcontext, world=1,
         if batch is None:  # every image of the batch was unreadable
             continue
         image, target, *rest = batch
-        image, target = image.to(device), target.to(device)
+        image, target = to_model_input(image.to(device)), target.to(device)
         with autocast():
             out = model(image=image).float()
         k = min(5, out.shape[1])

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..data import check_bad_images
+from ..data.transforms import to_model_input
 from .evaluation import StepSums, accuracy, evaluate  # noqa: F401 (evaluate: re-exported)
 from ..errors import LavidError
 from .checkpoints import (append_text, cut_worklog, fault_point, load_checkpoint, remove_stale_temporaries,
@@ -124,7 +125,7 @@ class Trainer:
     def to_device(self, x):
         if isinstance(x, (list, tuple)):
             return type(x)(self.to_device(v) for v in x)
-        x = x.to(self.device, non_blocking=True)
+        x = to_model_input(x.to(self.device, non_blocking=True))  # uint8 images: normalised here
         if self.amp and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
