@@ -51,7 +51,7 @@ def images_per_s(dataset, repeats: int) -> float:
     return best
 
 
-def loader_images_per_s(samples, workers: int, batch: int = 16, size: int = 224, batches: int = 40,
+def loader_images_per_s(samples, workers: int, batch: int = 16, size: int = 224, batches: int = 60,
                         normalize: bool = True) -> float:
     import torch
 
@@ -60,18 +60,18 @@ def loader_images_per_s(samples, workers: int, batch: int = 16, size: int = 224,
     from lavid_plugin.data.transforms import decode_size, test_transform, train_transform
 
     cfg = load_cfg(None, ["SOLVER.BATCH_SIZE", str(batch), "DATASET.NUM_WORKERS", str(workers)])
+    samples = samples * -(-(batches + 4) * batch // len(samples))  # one epoch: no worker start-up inside the timing
     train = ImageList(samples, ["x"], train_transform(size, normalize=normalize), with_index=True,
                       draft_size=decode_size(size))
     loader, _ = build_loaders(cfg, Splits(train, ImageList(samples[:1], ["x"], test_transform(size)), ["x"]),
                               generator=torch.Generator().manual_seed(0))
     n, t0 = 0, None
-    while n < batches * batch:
-        for i, (x, *_) in enumerate(loader):
-            if t0 is None and i == 2:  # workers started and warm
-                t0, n = time.perf_counter(), 0
-            n += x.shape[0]
-            if n >= batches * batch and t0 is not None:
-                break
+    for i, (x, *_) in enumerate(loader):
+        if i == 2:  # workers started and warm
+            t0, n = time.perf_counter(), 0
+        n += x.shape[0]
+        if t0 is not None and n >= batches * batch:
+            break
     return n / (time.perf_counter() - t0)
 
 
