@@ -44,6 +44,18 @@ def add_parser(sub) -> None:
 
     _add_extract(ss)
 
+    _add_file_commands(ss)
+
+    t = ss.add_parser("make-tiny-lm", help="write a tiny random-weight causal LM + tokenizer (for trying the tools)")
+    t.add_argument("output")
+    t.add_argument("--questions", help="question file whose words enter the vocabulary")
+    t.add_argument("--classes", help="class list whose words enter the vocabulary")
+    t.add_argument("--vocab-size", type=int, default=2048)
+    t.set_defaults(func=cmd_make_tiny_lm)
+
+
+def _add_file_commands(ss) -> None:
+    """import, merge, inspect: commands on signature files."""
     i = ss.add_parser("import", help="convert the authors' released JSON to a signature file")
     i.add_argument("json")
     i.add_argument("--questions", help="the question file it answers (counts are checked)")
@@ -69,13 +81,6 @@ def add_parser(sub) -> None:
     s.add_argument("--attributes", help="JSON {class: [correct option number per question]}: report how often "
                    "the signature's most probable option is the correct one")
     s.set_defaults(func=cmd_inspect)
-
-    t = ss.add_parser("make-tiny-lm", help="write a tiny random-weight causal LM + tokenizer (for trying the tools)")
-    t.add_argument("output")
-    t.add_argument("--questions", help="question file whose words enter the vocabulary")
-    t.add_argument("--classes", help="class list whose words enter the vocabulary")
-    t.add_argument("--vocab-size", type=int, default=2048)
-    t.set_defaults(func=cmd_make_tiny_lm)
 
 
 def _add_extract(ss) -> None:
