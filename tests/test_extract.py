@@ -157,7 +157,7 @@ def test_a_registered_backend_answers_through_the_cli(tmp_path, capsys, monkeypa
     assert (prov["answering_model"], prov["temperature"], prov["question_source"]) == ("colour words", 0.5, str(qf))
     assert lavid_main(args + ["--backend", "nope"]) == 2
     err = capsys.readouterr().err
-    assert "unknown answer backend 'nope'; registered: ['colours', 'embedding', 'llm']" in err
+    assert "unknown answer backend 'nope'; registered: ['colours', 'embedding', 'llm', 'vllm']" in err
 
 
 def test_embedding_backend_with_tiny_encoder(tmp_path):
