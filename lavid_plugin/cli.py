@@ -1,4 +1,5 @@
-"""The ``lavid`` command: ``lavid signature ...`` (Stage 1), ``lavid demo``, ``lavid report``."""
+"""The ``lavid`` command: ``lavid signature ...`` (Stage 1), ``lavid teacher ...`` (Stage 1b), ``lavid demo``,
+``lavid report``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lavid", description="LaViD: an LLM teaches a vision student (mdistiller plugin)")
     sub = p.add_subparsers(dest="cmd", required=True)
     sig_cli.add_parser(sub)
+    from .image_teacher import cli as teacher_cli
+
+    teacher_cli.add_parser(sub)
     d = sub.add_parser("demo", help="the embedded demo: vanilla, LaViD and a reference LaViD on generated birds, side by side")
     d.add_argument("--root", default="./data/demo_birds", help="where the demo images are generated")
     d.add_argument("--output", default="./output", help="LOG.PREFIX of the runs")

@@ -198,6 +198,34 @@ CFG.LAVID.LOSS.LAVID_WEIGHT = 40.0  # lambda (beta in the authors' code; 40 in t
 # scale lambda by (Q*M) / 250, so the paper's lambda (set for Q*M = 250) keeps its meaning for other Q, M
 CFG.LAVID.LOSS.SCALE_TO_PAPER = False
 
+# The multimodal-LLM baselines of Table 1 / Table B: a per-image teacher bank (``lavid teacher ...``),
+# aligned to the training images by sample id. Loss weights: the paper does not print them.
+CFG.MAKD = CN()
+CFG.MAKD.BANK = ""  # lavid teacher aspects: p_yes [N, A]
+CFG.MAKD.LOSS = CN()
+CFG.MAKD.LOSS.CE_WEIGHT = 1.0
+CFG.MAKD.LOSS.FEAT_WEIGHT = 1.0  # on BCE-with-logits(aspect outputs, P(Yes))
+CFG.FITNET_MLLM = CN()
+CFG.FITNET_MLLM.BANK = ""  # lavid teacher features
+CFG.FITNET_MLLM.LAYER = -12  # hidden-state index (Table 1: -12; Table B: -1 ... -30)
+CFG.FITNET_MLLM.TOKEN = "last"  # last prompt token (the authors' default) or mean over tokens
+CFG.FITNET_MLLM.LOSS = CN()
+CFG.FITNET_MLLM.LOSS.CE_WEIGHT = 1.0
+CFG.FITNET_MLLM.LOSS.FEAT_WEIGHT = 40.0  # on the MSE of L2-normalised features (1/D-sized per element)
+CFG.CRD_MLLM = CN()
+CFG.CRD_MLLM.BANK = ""
+CFG.CRD_MLLM.LAYER = -12
+CFG.CRD_MLLM.TOKEN = "last"
+CFG.CRD_MLLM.FEAT_DIM = 128
+CFG.CRD_MLLM.MODE = "exact"  # the positive is the sample itself (the authors); relax: a same-class sample
+CFG.CRD_MLLM.NCE = CN()
+CFG.CRD_MLLM.NCE.K = 4096
+CFG.CRD_MLLM.NCE.T = 0.07
+CFG.CRD_MLLM.NCE.MOMENTUM = 0.5
+CFG.CRD_MLLM.LOSS = CN()
+CFG.CRD_MLLM.LOSS.CE_WEIGHT = 1.0
+CFG.CRD_MLLM.LOSS.FEAT_WEIGHT = 0.8  # mdistiller's CRD weight
+
 
 def get_cfg_defaults() -> CN:
     return CFG.clone()

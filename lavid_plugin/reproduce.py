@@ -7,7 +7,8 @@ The table's cells come from :mod:`lavid_plugin.tables`. Runs ``tools/train.py`` 
 seed), one after another, with ``EXPERIMENT.SEED k`` and ``EXPERIMENT.NAME <config>_seed<k>``,
 under ``--prefix``. The ResNet-50 teacher of a dataset (``res50_vanilla.yaml``, seed 0) runs first
 when a row needs it. A run whose worklog reaches the config's last epoch is skipped; one that stopped
-half-way is resumed (``--resume``). Afterwards: ``lavid report <prefix> --table N``.
+half-way is resumed (``--resume``). A per-image teacher bank a run reads (the multimodal-LLM rows of
+Table 1, Table B) is written first with ``lavid teacher ...`` when it is missing. Afterwards: ``lavid report <prefix> --table N``.
 """
 
 from __future__ import annotations
@@ -52,15 +53,40 @@ def run_state(folder: Path, epochs: int) -> str:
     return "partial" if (folder / "latest").is_file() else "new"
 
 
+def stage1b(cell: tables.Cell, path: Path):
+    """``(state, command)`` that writes the per-image bank ``cell`` reads, when it is missing:
+    ``stage1b`` (a ``lavid teacher`` command to run first) or ``blocked`` (its aspect questions are
+    missing: the command that generates them, which needs the user's LLM)."""
+    from .image_teacher.vlm import PAPER_ASPECT_MODEL, PAPER_FEATURE_MODEL
+
+    bank = cell.bank_path
+    if not bank or (ROOT / bank).is_file():
+        return None
+    lavid = [sys.executable, "-m", "lavid_plugin.cli", "teacher"]
+    cfg = ["--cfg", str(path.relative_to(ROOT))]
+    if tables.READS_BANK[cell.method][1] == "features":
+        return "stage1b", lavid + ["features", *cfg, "--model", PAPER_FEATURE_MODEL, "--layers",
+                                   *map(str, tables.TABLE_B_LAYERS), "-o", bank]
+    questions = str(Path(bank).parent / tables.ASPECT_QUESTIONS)
+    if not (ROOT / questions).is_file():
+        return "blocked", lavid + ["aspect-questions", *cfg, "--model", "YOUR_LLM", "-o", questions]
+    return "stage1b", lavid + ["aspects", *cfg, "--model", PAPER_ASPECT_MODEL, "--questions", questions, "-o", bank]
+
+
 def commands(args):
     from .config import load_cfg
 
     prefix = Path(args.prefix)
+    banks = set()
     for cell, is_teacher in plan(args.table, args.datasets, args.students, args.methods):
         path = ROOT / "configs" / "lavid" / cell.path
         if not path.is_file():
             raise LavidError(f"missing config {path}: run scripts/make_configs.py")
         cfg = load_cfg(str(path))
+        step = stage1b(cell, path)
+        if step and cell.bank_path not in banks:  # once per bank, before the first run that reads it
+            banks.add(cell.bank_path)
+            yield step
         for seed in ([0] if is_teacher else range(args.seeds)):
             name = path.stem if is_teacher else f"{path.stem}_seed{seed}"
             opts = ["EXPERIMENT.SEED", str(seed), "EXPERIMENT.NAME", name, "LOG.PREFIX", str(prefix)]
@@ -88,13 +114,22 @@ def main(argv=None) -> int:
     except LavidError as e:
         print(f"reproduce.py: error: {e}", file=sys.stderr)
         return 2
-    n_done = sum(s == "finished" for s, _ in todo)
-    print(f"Table {args.table}: {len(todo)} runs, {n_done} finished, {len(todo) - n_done} to run", flush=True)
+    runs = [s for s, _ in todo if s not in ("stage1b", "blocked")]
+    n_done = runs.count("finished")
+    n_banks = len(todo) - len(runs)
+    print(f"Table {args.table}: {len(runs)} runs, {n_done} finished, {len(runs) - n_done} to run"
+          + (f"; {n_banks} per-image teacher bank(s) to write first (Stage 1b)" if n_banks else ""), flush=True)
     for state, cmd in todo:
         line = shlex.join(cmd)
         if state == "finished":
             print(f"skip (finished): {line}")
             continue
+        if state == "blocked":
+            print(f"{'would need' if args.dry_run else 'stopped: first write'} MaKD's aspect questions with your "
+                  f"LLM: {line}", flush=True)
+            if args.dry_run:
+                continue
+            return 2
         print(("would run: " if args.dry_run else "run: ") + line, flush=True)
         if not args.dry_run:
             rc = subprocess.call(cmd, cwd=ROOT)

@@ -57,6 +57,32 @@ METHODS = {
     "lavid_ls": {"DISTILLER": {"TYPE": "LAVID"}, "EXPERIMENT": {"LOGIT_STAND": True}, **_MLKD,
                  "LAVID": {"BASE": "MLKD", "LOSS": dict(_LAVID_LOSS)}},
 }
+#: Table B's LLaVA layers (Table 1 uses -12)
+TABLE_B_LAYERS = (-1, -6, -12, -18, -24, -30)
+#: per-image teacher banks (Stage 1b, ``lavid teacher features|aspects``), under ./banks/<dataset folder>/
+BANK_FILES = {"features": "llava-1.5-7b_features.safetensors", "aspects": "internvl2-8b_aspects.safetensors"}
+#: MaKD's aspect questions per dataset (``lavid teacher aspect-questions``), beside the banks
+ASPECT_QUESTIONS = "aspect_questions.txt"
+
+
+def _mllm(kind: str, layer: int) -> dict:
+    node = {"fitnet": "FITNET_MLLM", "crd": "CRD_MLLM"}[kind]
+    return {"DISTILLER": {"TYPE": node}, node: {"LAYER": layer}}
+
+
+METHODS.update({
+    # the multimodal-LLM baselines of Table 1: MaKD (InternVL2-8B's aspect answers), FitNet and CRD on
+    # LLaVA-1.5-7B's hidden states at layer -12 (the last prompt token, as the authors)
+    "makd": {"DISTILLER": {"TYPE": "MAKD"}},
+    "fitnet_llava": _mllm("fitnet", -12),
+    "crd_llava": _mllm("crd", -12),
+    # Table B: the same at each layer
+    **{f"{k}_llava_l{-layer}": _mllm(k, layer) for k in ("fitnet", "crd") for layer in TABLE_B_LAYERS},
+})
+#: methods that read a per-image bank: method -> (config node, bank kind)
+READS_BANK = {m: (spec["DISTILLER"]["TYPE"], "aspects" if spec["DISTILLER"]["TYPE"] == "MAKD" else "features")
+              for m, spec in METHODS.items() if spec["DISTILLER"]["TYPE"] in ("MAKD", "FITNET_MLLM", "CRD_MLLM")}
+
 #: methods that distill from the trained visual teacher (``res50_vanilla`` of the same dataset)
 VISUAL_TEACHER = frozenset({"kd", "rkd", "dkd", "mlkd", "ls", "lavid_ls"})
 #: methods that read the dataset's signature (``LAVID.SIGNATURE``)
@@ -87,7 +113,10 @@ def merge(a: dict, b: dict) -> dict:
     """``b`` over ``a``, recursively; keys keep their first position (the YAMLs' key order)."""
     out = dict(a)
     for k, v in b.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        if isinstance(v, dict):  # a copy: a cell's config never shares a dict with METHODS
+            out[k] = merge(out[k] if isinstance(out.get(k), dict) else {}, v)
+        else:
+            out[k] = v
     return out
 
 
@@ -156,7 +185,16 @@ class Cell:
         if self.method in READS_SIGNATURE:
             sig_dir = f"imagenet/{self.group}" if self.group else SIGNATURE_DIR.get(self.dataset, self.dataset)
             cfg["LAVID"]["SIGNATURE"] = f"./signatures/{sig_dir}/{SIGNATURE_NAME}"
+        if self.method in READS_BANK:
+            cfg.setdefault(READS_BANK[self.method][0], {})["BANK"] = self.bank_path
         return cfg
+
+    @property
+    def bank_path(self) -> str:
+        """The per-image bank this cell reads (relative to the repository), or ""."""
+        if self.method not in READS_BANK:
+            return ""
+        return f"./banks/{self.folder}/{BANK_FILES[READS_BANK[self.method][1]]}"
 
 
 @dataclass(frozen=True)
@@ -201,7 +239,10 @@ WATERBIRDS_METRICS = (("Overall", "test_acc"), ("Group mean", "test_acc_avg_grou
 #: ``--table`` key -> table
 TABLES = {
     "1": Table("1", "CNN students from scratch on six fine-grained datasets", tuple((d, "") for d in FINE_GRAINED),
-               _CNN, ("vanilla", "kd", "rkd", "dkd", "mlkd", "ls", "lavid", "lavid_ls")),
+               _CNN, ("vanilla", "kd", "rkd", "dkd", "mlkd", "ls", "makd", "fitnet_llava", "crd_llava", "lavid",
+                      "lavid_ls")),
+    "B": Table("B", "FitNet and CRD on LLaVA-1.5 hidden states, by layer", tuple((d, "") for d in FINE_GRAINED),
+               _CNN, tuple(f"{k}_llava_l{-layer}" for k in ("fitnet", "crd") for layer in TABLE_B_LAYERS)),
     "3": Table("3", "ResNet-18 on ImageNet WordNet groups (one signature per group)",
                tuple((IMAGENET, g) for g in IMAGENET_GROUPS), ("res18",), ("vanilla", "lavid")),
     "4": Table("4", "Waterbirds: group accuracies", (("waterbirds", ""),), _CNN,

@@ -3,6 +3,7 @@ file is its cell's data, each dataset's signature aligns, and one distiller per 
 
 Configs are checked as data (cheap); models are built once per distinct (method, student) pair."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from lavid_plugin.data import build_splits
 from lavid_plugin.data.datasets import DATASETS
 from lavid_plugin.distillers import distiller_dict
 from lavid_plugin.engine.build import BuildContext, build_distiller, distiller_class
+from lavid_plugin.image_teacher import SampleBank
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs" / "lavid"
@@ -31,8 +33,10 @@ def test_every_table_cell_has_its_config():
     for d in ("cub", "caltech101", "flowers", "aircraft", "pets", "cars"):
         for s in ("res18", "mv2", "shuv2"):
             assert f"{d}/{s}.yaml" in names  # LaViD
-            for m in ("vanilla", "kd", "rkd", "dkd", "mlkd", "ls", "lavid_ls"):
+            for m in ("vanilla", "kd", "rkd", "dkd", "mlkd", "ls", "makd", "fitnet_llava", "crd_llava", "lavid_ls"):
                 assert f"{d}/{s}_{m}.yaml" in names
+            for m in ("fitnet", "crd"):  # Table B
+                assert {f"{d}/{s}_{m}_llava_l{k}.yaml" for k in (1, 6, 12, 18, 24, 30)} <= names
         assert f"{d}/res50_vanilla.yaml" in names
     for s in ("res18", "mv2", "shuv2"):
         assert {f"waterbirds/{s}.yaml"} | {f"waterbirds/{s}_{m}.yaml" for m in ("vanilla", "kd", "rkd", "dkd", "mlkd")} <= names
@@ -40,7 +44,7 @@ def test_every_table_cell_has_its_config():
     assert len(groups) == 9
     for g in groups:
         assert {f"{g}/res18.yaml", f"{g}/res18_vanilla.yaml"} <= names
-    assert len(CONFIGS) == 6 * (3 * 8 + 1) + (3 * 6 + 1) + 9 * 2
+    assert len(CONFIGS) == 6 * (3 * 11 + 1) + (3 * 6 + 1) + 9 * 2 + 6 * 3 * 2 * 6
 
 
 def test_each_config_merges_and_is_its_cells_data():
@@ -63,6 +67,11 @@ def test_each_config_merges_and_is_its_cells_data():
         else:  # the paper's fine-grained recipe
             assert (cfg.SOLVER.EPOCHS, cfg.SOLVER.BATCH_SIZE, cfg.SOLVER.LR, list(cfg.SOLVER.LR_DECAY_STAGES),
                     cfg.SOLVER.WEIGHT_DECAY) == (240, 16, 0.01, [150, 180, 210], 0.0005), rel
+        for node in ("MAKD", "FITNET_MLLM", "CRD_MLLM"):
+            assert bool(cfg[node].BANK) == (cell.method in tables.READS_BANK and tables.READS_BANK[cell.method][0] == node)
+        if cfg.DISTILLER.TYPE in ("FITNET_MLLM", "CRD_MLLM"):
+            layer = re.search(r"_l(\d+)$", cell.method)  # Table B's layer; Table 1: -12
+            assert cfg[cfg.DISTILLER.TYPE].LAYER == (-int(layer.group(1)) if layer else -12), rel
         if cfg.EXPERIMENT.LOGIT_STAND:
             assert cell.method in ("ls", "lavid_ls"), rel
 
@@ -87,7 +96,16 @@ def fake(tmp_path_factory):
                 from lavid_plugin.models import build_model
 
                 torch.save({"model": build_model("resnet50", len(splits.classes)).state_dict()}, teacher)
-            cache[key] = over + ["LAVID.SIGNATURE", str(sig), "DISTILLER.TEACHER_CKPT", str(teacher)]
+            ids = BuildContext.from_splits(load_cfg(None, ["DATASET.TYPE", key[0], "DATASET.GROUP", key[1]] + over),
+                                           splits).sample_ids
+            feats = {f"{t}{layer}": torch.randn(len(ids), 24).half() for t in ("last", "mean")
+                     for layer in tables.TABLE_B_LAYERS}
+            SampleBank(ids, feats).save(root / "features.safetensors")
+            SampleBank(ids, {"p_yes": torch.rand(len(ids), 7)}).save(root / "aspects.safetensors")
+            cache[key] = over + ["LAVID.SIGNATURE", str(sig), "DISTILLER.TEACHER_CKPT", str(teacher),
+                                 "MAKD.BANK", str(root / "aspects.safetensors"),
+                                 "FITNET_MLLM.BANK", str(root / "features.safetensors"),
+                                 "CRD_MLLM.BANK", str(root / "features.safetensors")]
         return cache[key]
 
     return get
@@ -127,6 +145,10 @@ def test_one_distiller_per_method_and_student_builds(path, fake):
     assert model.student(torch.zeros(2, 3, 32, 32))[0].shape == (2, len(run.splits.classes))
     if cfg.DISTILLER.TYPE == "LAVID":
         assert model.head.out_features == 20
+    if cfg.DISTILLER.TYPE == "MAKD":
+        assert model.aspect_head.out_features == 7
+    if cfg.DISTILLER.TYPE in ("FITNET_MLLM", "CRD_MLLM"):
+        assert model.key == f"last{cfg[cfg.DISTILLER.TYPE].LAYER}" and len(model.bank) == len(run.splits.train)
     assert distiller_class(cfg).needs_teacher(cfg) == tables.cell_from_tag(cfg.EXPERIMENT.TAG).needs_visual_teacher
     if "MLKD" in (cfg.DISTILLER.TYPE, cfg.LAVID.BASE):
         assert isinstance(run.splits.train[0][0], tuple)  # weak/strong views

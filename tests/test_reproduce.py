@@ -15,7 +15,8 @@ def dry_run(*args):
 
 def test_table1_lists_every_run_with_the_teacher_first(tmp_path):
     lines = dry_run("--table", "1", "--seeds", "3", "--prefix", str(tmp_path))
-    assert lines[0] == "Table 1: 438 runs, 0 finished, 438 to run"  # 6 teachers + 6 x 3 x 8 x 3
+    # 6 teachers + 6 x 3 x 11 x 3; per dataset one LLaVA feature bank and one MaKD aspect bank
+    assert lines[0] == "Table 1: 600 runs, 0 finished, 600 to run; 12 per-image teacher bank(s) to write first (Stage 1b)"
     cub = [x for x in lines[1:] if "configs/lavid/cub/" in x]
     assert "res50_vanilla.yaml" in cub[0] and "EXPERIMENT.SEED 0" in cub[0]
     assert sum("cub/res18.yaml" in x for x in cub) == 3
@@ -41,3 +42,25 @@ def test_finished_runs_are_skipped_and_partial_ones_resumed(tmp_path):
 def test_tables_3_and_4(tmp_path):
     assert dry_run("--table", "3", "--seeds", "1", "--prefix", str(tmp_path))[0] == "Table 3: 18 runs, 0 finished, 18 to run"
     assert dry_run("--table", "4", "--seeds", "3", "--prefix", str(tmp_path))[0] == "Table 4: 55 runs, 0 finished, 55 to run"
+
+
+def test_table_b_lists_every_layer_method_dataset_student_run_after_its_bank(tmp_path):
+    lines = dry_run("--table", "B", "--seeds", "1", "--prefix", str(tmp_path))
+    assert lines[0] == "Table B: 216 runs, 0 finished, 216 to run; 6 per-image teacher bank(s) to write first (Stage 1b)"
+    runs = [x for x in lines[1:] if "tools/train.py" in x]
+    for d in ("cub", "caltech101", "flowers", "aircraft", "pets", "cars"):
+        for s in ("res18", "mv2", "shuv2"):
+            for m in ("fitnet", "crd"):
+                for layer in (1, 6, 12, 18, 24, 30):
+                    assert sum(f"configs/lavid/{d}/{s}_{m}_llava_l{layer}.yaml" in x for x in runs) == 1
+        bank = [i for i, x in enumerate(lines) if "teacher features" in x and f"banks/{d}/" in x]
+        first_run = next(i for i, x in enumerate(lines) if f"configs/lavid/{d}/" in x and "train.py" in x)
+        assert len(bank) == 1 and bank[0] < first_run  # the bank is written before its first run
+        assert "--layers -1 -6 -12 -18 -24 -30" in lines[bank[0]]
+
+
+def test_makd_needs_its_aspect_questions_first(tmp_path):
+    lines = dry_run("--table", "1", "--seeds", "1", "--datasets", "pets", "--students", "res18", "--methods", "makd",
+                    "--prefix", str(tmp_path))
+    assert lines[1].startswith("would need MaKD's aspect questions") and "teacher aspect-questions" in lines[1]
+    assert "-o banks/pets/aspect_questions.txt" in lines[1]

@@ -13,9 +13,12 @@ When mdistiller (or its logit-standardization fork) is installed, its whole zoo 
 
 from . import zoo
 from ._base import Distiller, Vanilla
+from .CRD_MLLM import CRDMLLM
 from .DKD import DKD, dkd_loss
+from .FITNET_MLLM import FitNetMLLM
 from .KD import KD, kd_loss
 from .LAVID import LaViD, lavid_loss
+from .MAKD import MaKD
 from .MLKD import MLKD, mlkd_loss
 from .registry import distiller_dict, lookup, register
 from .RKD import RKD, rkd_loss
@@ -24,5 +27,5 @@ from .RKD import RKD, rkd_loss
 PLUGIN_DISTILLERS = tuple(distiller_dict)
 MDISTILLER_DISTILLERS = tuple(zoo.register(distiller_dict))
 
-__all__ = ["PLUGIN_DISTILLERS", "MDISTILLER_DISTILLERS", "Distiller", "Vanilla", "KD", "DKD", "MLKD", "RKD", "LaViD",
+__all__ = ["PLUGIN_DISTILLERS", "MDISTILLER_DISTILLERS", "Distiller", "Vanilla", "KD", "DKD", "MLKD", "RKD", "LaViD", "MaKD", "FitNetMLLM", "CRDMLLM",
            "distiller_dict", "lookup", "register", "kd_loss", "dkd_loss", "mlkd_loss", "rkd_loss", "lavid_loss"]

@@ -50,6 +50,13 @@ def setup_distributed():
     return rank, world, device
 
 
+def local_buffers(module) -> list[str]:
+    """Buffers DDP must not broadcast from rank 0 every step: those of submodules marked ``ddp_local``
+    (precomputed teachers, the same on every rank and possibly large; CRD's memory, per rank)."""
+    return [f"{name}.{b}" if name else b for name, m in module.named_modules() if getattr(m, "ddp_local", False)
+            for b, _ in m.named_buffers(recurse=False)]
+
+
 def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True, resume_force=False):
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
@@ -81,6 +88,8 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True, r
         distiller = distiller.to(memory_format=torch.channels_last)
     if cfg.SOLVER.COMPILE:
         distiller.student.compile()  # in place: the module, its parameters and state_dict keys stay
+    if world > 1:
+        DDP._set_params_and_buffers_to_ignore_for_model(distiller, local_buffers(distiller))
     model = DDP(distiller, device_ids=[int(device.split(":")[1])] if device.startswith("cuda") else None) \
         if world > 1 else distiller
     splits = run.splits

@@ -34,6 +34,8 @@ def _first(names: Sequence[str], n: int = 5) -> str:
 
 
 class SampleBank(nn.Module):
+    ddp_local = True  # the same on every rank: DDP need not broadcast its buffers
+
     def __init__(self, sample_ids: Sequence[str], tensors: dict[str, torch.Tensor], *, provenance: dict | None = None,
                  source: str = "sample bank"):
         super().__init__()

@@ -43,8 +43,9 @@ class ExtractionStats:
     computed_keys: list[str] = field(default_factory=list)
 
 
-def resolve_label_token_ids(tokenizer, labels: Sequence[str]) -> list[int]:
-    """Each option label must be exactly one token of this tokenizer; otherwise one clear error."""
+def resolve_label_token_ids(tokenizer, labels: Sequence[str], *, what: str = "option label",
+                            hint: str = "use fewer options or --labels letter") -> list[int]:
+    """Each label must be exactly one token of this tokenizer; otherwise one clear error."""
     ids = []
     unk = getattr(tokenizer, "unk_token_id", None)
     name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
@@ -59,11 +60,10 @@ def resolve_label_token_ids(tokenizer, labels: Sequence[str]) -> list[int]:
             continue
         pieces = tokenizer.convert_ids_to_tokens(enc)
         raise LavidError(
-            f"option label {lab!r} is not a single token in tokenizer {name!r} (it encodes to {pieces}); "
-            f"use fewer options or --labels letter"
+            f"{what} {lab!r} is not a single token in tokenizer {name!r} (it encodes to {pieces}); {hint}"
         )
     if len(set(ids)) != len(ids):
-        raise LavidError(f"option labels {list(labels)} map to repeated token ids {ids} in tokenizer {name!r}")
+        raise LavidError(f"{what}s {list(labels)} map to repeated token ids {ids} in tokenizer {name!r}")
     return ids
 
 

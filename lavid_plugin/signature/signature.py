@@ -49,6 +49,8 @@ class AlignmentReport:
 
 
 class LLMSignature(nn.Module):
+    ddp_local = True  # the same on every rank: DDP need not broadcast its buffers
+
     def __init__(
         self,
         class_names: Sequence[str],

@@ -1,0 +1,45 @@
+"""FitNet on a multimodal LLM's hidden states (Table 1's "FitNet (LLaVA)", Table B).
+
+Per training image the bank holds LLaVA's hidden state at the chosen layer (``lavid teacher
+features``: ``last<layer>`` for the last prompt token, ``mean<layer>`` for the mean over tokens).
+A learnable projection maps it to the student's pooled feature size; both are L2-normalised::
+
+    L = CE_WEIGHT * CE + FEAT_WEIGHT * mean((normalize(f_s) - normalize(W t))^2)
+
+as the authors' ``KDMSEModel`` (projection on the teacher side, ``F.mse_loss`` over batch and features).
+"""
+
+import torch.nn.functional as F
+from torch import nn
+
+from ._sample_teacher import SampleTeacherDistiller, feature_tensor
+from .LAVID import pooled_dim
+from .registry import register
+
+
+@register("FITNET_MLLM")
+class FitNetMLLM(SampleTeacherDistiller):
+    NODE = "FITNET_MLLM"
+
+    def __init__(self, student, teacher, cfg, precomputed=None):
+        super().__init__(student, teacher, cfg, precomputed)
+        self.proj = nn.Linear(getattr(self.bank, self.key).shape[1], pooled_dim(student))
+
+    @classmethod
+    def tensor_name(cls, cfg) -> str:
+        return feature_tensor(cfg, cls.NODE)
+
+    @classmethod
+    def tensor_hint(cls, cfg) -> str:
+        return f" (lavid teacher features --layers {int(cfg[cls.NODE].LAYER)} writes it)"
+
+    def get_learnable_parameters(self):
+        return super().get_learnable_parameters() + list(self.proj.parameters())
+
+    def get_extra_parameters(self):
+        return sum(p.numel() for p in self.proj.parameters())
+
+    def teacher_loss(self, feats, teacher_rows, **kwargs):
+        f_s = F.normalize(feats["pooled_feat"].float(), dim=1)
+        f_t = F.normalize(self.proj(teacher_rows.to(self.proj.weight.dtype)).float(), dim=1)
+        return F.mse_loss(f_s, f_t)

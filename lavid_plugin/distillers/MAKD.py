@@ -1,0 +1,46 @@
+"""MaKD (multi-aspect knowledge distillation): the student also predicts an MLLM's answers to aspect questions.
+
+Per training image the bank holds ``p_yes`` ``[A]``: P(Yes) of a vision-language model asked A
+yes/no aspect questions about that image (``lavid teacher aspects``). The student's classifier gets
+A extra outputs, trained with binary cross-entropy against them::
+
+    L = CE_WEIGHT * CE(logits[:K], y) + FEAT_WEIGHT * BCEWithLogits(logits[K:], p_yes)
+
+The authors widen the last linear layer to K + A outputs; here the A outputs are a second linear
+head on the same pooled feature, which is the same function and parametrisation (a K + A row
+matrix is a K-row and an A-row matrix) and keeps the student's checkpoint a K-class classifier.
+"""
+
+import torch.nn.functional as F
+from torch import nn
+
+from ._sample_teacher import SampleTeacherDistiller
+from .LAVID import pooled_dim
+from .registry import register
+
+
+@register("MAKD")
+class MaKD(SampleTeacherDistiller):
+    NODE = "MAKD"
+
+    def __init__(self, student, teacher, cfg, precomputed=None):
+        super().__init__(student, teacher, cfg, precomputed)
+        self.aspect_head = nn.Linear(pooled_dim(student), self.bank.p_yes.shape[1])
+
+    @classmethod
+    def tensor_name(cls, cfg) -> str:
+        return "p_yes"
+
+    @classmethod
+    def tensor_hint(cls, cfg) -> str:
+        return " (write it with lavid teacher aspects)"
+
+    def get_learnable_parameters(self):
+        return super().get_learnable_parameters() + list(self.aspect_head.parameters())
+
+    def get_extra_parameters(self):
+        return sum(p.numel() for p in self.aspect_head.parameters())
+
+    def teacher_loss(self, feats, teacher_rows, **kwargs):
+        pred = self.aspect_head(feats["pooled_feat"]).float()
+        return F.binary_cross_entropy_with_logits(pred, teacher_rows.float())

@@ -1,0 +1,165 @@
+"""``lavid teacher ...``: the Stage 1b command line (per-image teachers for the multimodal-LLM baselines)."""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import LavidError
+from .vlm import PAPER_ASPECT_MODEL, PAPER_ASPECT_TEMPLATE, PAPER_FEATURE_MODEL, PAPER_FEATURE_TEMPLATE, PAPER_LAYERS
+
+
+def _common(p, model_default: str | None, model_help: str) -> None:
+    p.add_argument("--cfg", required=True, help="the training config whose training split is read (same dataset, "
+                   "split and sample ids as training)")
+    p.add_argument("--model", default=model_default, required=model_default is None, help=model_help)
+    p.add_argument("-o", "--output", required=True, help="bank file (.safetensors); OUTPUT.parts/ holds the "
+                   "finished chunks until the bank is written (a killed run resumes from them)")
+    p.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass (default 8; the authors: 1)")
+    p.add_argument("--chunk-size", type=int, default=256, help="images per resumable chunk")
+    p.add_argument("--device")
+    p.add_argument("--device-map", help="e.g. 'auto' for a model larger than one GPU")
+    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE", help="config overrides, e.g. DATASET.ROOT ./data/cub")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("teacher", help="Stage 1b: per-image teacher banks from a vision-language model")
+    ss = p.add_subparsers(dest="teacher_cmd", required=True)
+
+    f = ss.add_parser("features", help="hidden states per training image (FitNet / CRD on LLaVA features)")
+    _common(f, PAPER_FEATURE_MODEL, f"image-text-to-text model (default: the paper's {PAPER_FEATURE_MODEL})")
+    f.add_argument("--layers", type=int, nargs="+", default=list(PAPER_LAYERS),
+                   help=f"hidden-state indices, -1 = the last layer (default: Table B's {list(PAPER_LAYERS)}; "
+                        f"Table 1 uses -12)")
+    f.add_argument("--template", default=PAPER_FEATURE_TEMPLATE,
+                   help="prompt; {class} is the image's class name, taken from its label, {image} the image token "
+                        "(default: the authors' %(default)r)")
+    f.set_defaults(func=cmd_features)
+
+    a = ss.add_parser("aspects", help="MaKD's targets: P(Yes) per training image and aspect question")
+    _common(a, None, f"image-text-to-text model (the paper: {PAPER_ASPECT_MODEL}; transformers' native InternVL "
+                     f"classes load its '-hf' conversions, the original repository needs --trust-remote-code)")
+    a.add_argument("--questions", required=True, help="aspect questions, one per line (lavid teacher aspect-questions)")
+    a.add_argument("--template", default=PAPER_ASPECT_TEMPLATE,
+                   help="prompt; {question} is the aspect question, {image} the image token (default: %(default)r)")
+    a.add_argument("--labels", nargs=2, default=["Yes", "No"], metavar=("YES", "NO"),
+                   help="the answer tokens; P(YES) = softmax over their next-token logits (default: Yes No)")
+    a.set_defaults(func=cmd_aspects)
+
+    g = ss.add_parser("aspect-questions", help="generate MaKD's aspect questions for a dataset with an LLM")
+    g.add_argument("--classes", help="class list (JSON list or one name per line)")
+    g.add_argument("--cfg", help="...or the training config whose class names to use")
+    g.add_argument("-n", "--num-questions", type=int, default=20)
+    g.add_argument("--description", help="what the images show, e.g. 'photographs of birds'")
+    g.add_argument("--backend", choices=["hf", "openai"], default="openai",
+                   help="as lavid signature questions: a local HF chat model or an OpenAI-compatible endpoint")
+    g.add_argument("--model")
+    g.add_argument("--base-url", default="https://api.openai.com/v1")
+    g.add_argument("--api-key-env", default="OPENAI_API_KEY")
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--max-rounds", type=int, default=4)
+    g.add_argument("--trust-remote-code", action="store_true")
+    g.add_argument("--print-prompt", action="store_true", help="print the prompt and exit")
+    g.add_argument("-o", "--output")
+    g.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE", help="config overrides (with --cfg)")
+    g.set_defaults(func=cmd_aspect_questions)
+
+    t = ss.add_parser("make-tiny-vlm", help="write a tiny random-weight LLaVA + processor (for trying the tools)")
+    t.add_argument("output")
+    t.add_argument("--cfg", help="training config whose class names enter the vocabulary")
+    t.add_argument("--questions", help="aspect question file whose words enter the vocabulary")
+    t.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE", help="config overrides (with --cfg)")
+    t.set_defaults(func=cmd_make_tiny_vlm)
+
+
+def _teacher(args):
+    from ..signature.answerers import check_model_source, check_output_path
+    from .vlm import VLMTeacher, load_vlm
+
+    check_output_path(args.output)
+    check_model_source(args.model, trust_remote_code=args.trust_remote_code)
+    model, processor = load_vlm(args.model, device=args.device, device_map=args.device_map,
+                                trust_remote_code=args.trust_remote_code)
+    return VLMTeacher(model, processor, model_id=args.model)
+
+
+def _images(args):
+    from ..config import load_cfg
+    from .extract import training_images
+
+    return training_images(load_cfg(args.cfg or None, args.opts))
+
+
+def _run(args, teacher, images, job) -> int:
+    from .extract import extract_bank
+
+    bank = extract_bank(teacher, images, job, args.output, batch_size=args.batch_size, chunk_size=args.chunk_size,
+                        progress=not args.no_progress)
+    shapes = ", ".join(f"{n} {tuple(t.shape[1:])}" for n, t in bank.tensors().items())
+    print(f"wrote {args.output}: {len(bank)} images; {shapes}")
+    return 0
+
+
+def cmd_features(args) -> int:
+    from .extract import feature_job
+
+    images = _images(args)  # a bad config or dataset fails before the model loads
+    teacher = _teacher(args)
+    return _run(args, teacher, images, feature_job(teacher, images, args.layers, args.template))
+
+
+def cmd_aspects(args) -> int:
+    from .aspects import read_aspect_questions
+    from .extract import aspect_job
+
+    questions = read_aspect_questions(args.questions)
+    images = _images(args)
+    teacher = _teacher(args)
+    return _run(args, teacher, images, aspect_job(teacher, questions, args.template, tuple(args.labels)))
+
+
+def _class_names(args) -> list[str]:
+    if args.classes:
+        from ..signature.signature import read_class_names
+
+        return read_class_names(args.classes)
+    if args.cfg or args.opts:
+        return _images(args).class_names
+    raise LavidError("give --classes or --cfg")
+
+
+def cmd_aspect_questions(args) -> int:
+    from ..signature.generate import HFChatBackend, OpenAIChatBackend
+    from .aspects import aspect_prompt, generate_aspect_questions, write_aspect_questions
+
+    names = _class_names(args)
+    if args.print_prompt:
+        print(aspect_prompt(names, args.num_questions, args.description))
+        return 0
+    if not args.output or not args.model:
+        raise LavidError("--model and -o/--output are required (or use --print-prompt)")
+    if args.backend == "openai":
+        chat = OpenAIChatBackend(args.base_url, args.model, api_key_env=args.api_key_env, temperature=args.temperature)
+    else:
+        chat = HFChatBackend(args.model, temperature=args.temperature, trust_remote_code=args.trust_remote_code)
+    qs = generate_aspect_questions(chat, names, args.num_questions, description=args.description,
+                                   max_rounds=args.max_rounds, log=lambda m: print(m, file=sys.stderr))
+    write_aspect_questions(args.output, qs)
+    print(f"wrote {len(qs)} aspect questions to {args.output}")
+    return 0
+
+
+def cmd_make_tiny_vlm(args) -> int:
+    from .tiny_vlm import write_tiny_llava
+
+    corpus = []
+    if args.cfg or args.opts:
+        corpus += [n.replace("_", " ") for n in _images(args).class_names]
+    if args.questions:
+        from .aspects import read_aspect_questions
+
+        corpus += read_aspect_questions(args.questions)
+    write_tiny_llava(args.output, corpus)
+    print(f"wrote a tiny random LLaVA to {args.output} (its answers are random)")
+    return 0

@@ -1,0 +1,212 @@
+"""Stage 1b: a per-image teacher bank from a vision-language model, over a dataset's training split.
+
+The images are the training split exactly as a training run reads it (the same ``--cfg``: same
+dataset, same split file, same sample ids), decoded unaugmented; the processor resizes them.
+
+Work is cut into chunks of images. Each finished chunk is written atomically to ``OUT.parts/``
+next to a manifest of what is being extracted; a killed extraction started again with the same
+arguments skips the finished chunks, and gives the same bank. The bank is written (atomically) only
+when every chunk is done; then the parts are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from ..errors import LavidError
+from ..utils import atomic_write_json, sha256_text
+from .bank import SampleBank
+from .vlm import VLMTeacher
+
+FEATURE_DTYPE = torch.float16
+FAULT_ENV = "teacher-chunk"  # LAVID_FAULT=teacher-chunk:<n> kills the process after chunk n is written
+
+
+@dataclass
+class TeacherImages:
+    """A dataset's training images in sample order: ids (paths relative to ``DATASET.ROOT``), labels."""
+    dataset: object  # the ImageList (``load(i)`` decodes image i, unaugmented)
+    sample_ids: list
+    labels: list
+    class_names: list
+    description: dict
+
+    def __len__(self):
+        return len(self.sample_ids)
+
+
+def training_images(cfg) -> TeacherImages:
+    """The training split of ``cfg``'s dataset, as :func:`~lavid_plugin.engine.build.setup_data` builds it."""
+    from ..data import build_splits, image_list_of
+    from ..engine.build import BuildContext
+
+    splits = build_splits(cfg, ("image",))
+    ds = image_list_of(splits.train)
+    ids = BuildContext.from_splits(cfg, splits).sample_ids
+    desc = {"type": cfg.DATASET.TYPE, "group": getattr(cfg.DATASET, "GROUP", ""), "split": "train",
+            "root": str(cfg.DATASET.ROOT), "num_images": len(ids),
+            "sample_ids_sha256": sha256_text(*ids)}
+    return TeacherImages(ds, ids, list(ds.targets), list(ds.classes), desc)
+
+
+@dataclass
+class Job:
+    """What one extraction computes: per image, ``prompts(i)``; per batch, ``run(images, prompts)`` ->
+    named ``[B, ...]`` tensors; the bank holds them stacked per image."""
+    kind: str
+    prompts: Callable[[int], list]
+    run: Callable[[list, list], dict]
+    provenance: dict
+
+
+def feature_job(teacher: VLMTeacher, images: TeacherImages, layers: Sequence[int], template: str) -> Job:
+    layers = teacher.check_layers(layers)
+    # one prompt per image, about its own class (the class name comes from the label)
+    prompts = lambda i: [teacher.render(template, **{"class": images.class_names[images.labels[i]]})]  # noqa: E731
+
+    def run(imgs, texts):
+        hs = teacher.hidden_states(imgs, texts, layers)
+        out = {}
+        for layer, (last, mean) in hs.items():
+            out[f"last{layer}"], out[f"mean{layer}"] = last.to(FEATURE_DTYPE), mean.to(FEATURE_DTYPE)
+        return out
+
+    return Job("features", prompts, run, {"layers": layers, "template": template, "tokens": ["last", "mean"],
+                                          "dtype": "float16"})
+
+
+def aspect_job(teacher: VLMTeacher, questions: Sequence[str], template: str, labels=("Yes", "No")) -> Job:
+    from ..signature.extract import resolve_label_token_ids
+
+    questions = [q.strip() for q in questions]
+    if not questions or any(not q for q in questions):
+        raise LavidError("the aspect question list is empty or has an empty line")
+    ids = resolve_label_token_ids(teacher.tokenizer, list(labels), what="answer label",
+                                  hint="pass other single-token labels with --labels")
+    texts = [teacher.render(template, question=q) for q in questions]
+
+    def run(imgs, prompts):
+        return {"p_yes": teacher.yes_probability(imgs, prompts, ids)}
+
+    return Job("aspects", lambda i: list(texts), run,
+               {"template": template, "questions": questions, "labels": list(labels), "label_token_ids": ids})
+
+
+def feature_name(token: str, layer: int) -> str:
+    """The bank tensor of ``lavid teacher features``: ``last-12``, ``mean-1``, ..."""
+    return f"{token}{int(layer)}"
+
+
+class _Parts:
+    """``OUT.parts/``: a manifest and one safetensors file per finished chunk."""
+
+    def __init__(self, out: Path, manifest: dict):
+        self.root = out.with_name(out.name + ".parts")
+        self.manifest = manifest
+        path = self.root / "manifest.json"
+        if path.is_file():
+            try:
+                old = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                old = None
+            if old != manifest:
+                diff = sorted(k for k in set(manifest) | set(old or {}) if (old or {}).get(k) != manifest.get(k))
+                raise LavidError(f"{self.root} holds the parts of a different extraction (differs in {diff}); "
+                                 f"delete that folder to start over, or write to another -o")
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(path, manifest)
+
+    def file(self, c: int) -> Path:
+        return self.root / f"chunk-{c:06d}.safetensors"
+
+    def load(self, c: int) -> dict | None:
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(self.file(c)))
+        except Exception:  # absent or damaged: computed (again)
+            return None
+
+    def save(self, c: int, tensors: dict) -> None:
+        from safetensors.torch import save_file
+
+        from ..utils import atomic_path
+
+        with atomic_path(self.file(c)) as tmp:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+
+
+def _chunk(job: Job, images: TeacherImages, idx: Sequence[int], batch_size: int, lengths, bar) -> dict:
+    """Every prompt of the images ``idx``, longest first in batches; results back in image order."""
+    items = [(i, j, p) for i in idx for j, p in enumerate(job.prompts(i))]
+    order = sorted(range(len(items)), key=lambda k: -lengths(items[k][2]))
+    per_image = len(items) // max(len(idx), 1)
+    pos = {i: n for n, i in enumerate(idx)}
+    result: dict[str, torch.Tensor] = {}
+    for s in range(0, len(order), batch_size):
+        batch = [items[k] for k in order[s:s + batch_size]]
+        decoded = {}
+        for i, _, _ in batch:
+            if i not in decoded:
+                try:
+                    decoded[i] = images.dataset.load(i)
+                except Exception as e:
+                    raise LavidError(f"cannot read training image {images.sample_ids[i]!r}: "
+                                     f"{type(e).__name__}: {e}") from None
+        out = job.run([decoded[i] for i, _, _ in batch], [p for _, _, p in batch])
+        for name, t in out.items():
+            if name not in result:
+                result[name] = torch.zeros(len(idx), per_image, *t.shape[1:], dtype=t.dtype)
+            for row, (i, j, _) in enumerate(batch):
+                result[name][pos[i], j] = t[row]
+        bar.update(len(batch))
+    # features: one prompt per image -> [N, D]; aspects: [N, A]
+    return {n: (t[:, 0] if job.kind == "features" else t) for n, t in result.items()}
+
+
+def extract_bank(teacher: VLMTeacher, images: TeacherImages, job: Job, out: str | Path, *, batch_size: int = 8,
+                 chunk_size: int = 256, progress: bool = True) -> SampleBank:
+    """Run ``job`` over every image, resuming from ``OUT.parts/``; write and return the bank."""
+    from tqdm import tqdm
+
+    from ..engine.checkpoints import fault_point
+
+    if batch_size < 1 or chunk_size < 1:
+        raise LavidError(f"--batch-size and --chunk-size must be >= 1, got {batch_size}, {chunk_size}")
+    if not len(images):
+        raise LavidError("the training split has no images")
+    out = Path(out)
+    prov = {"kind": job.kind, **teacher.provenance(), **job.provenance, "dataset": images.description}
+    manifest = {k: v for k, v in prov.items() if k != "library_versions"}
+    manifest["chunk_size"] = chunk_size
+    parts = _Parts(out, manifest)
+    n = len(images)
+    chunks = [list(range(s, min(s + chunk_size, n))) for s in range(0, n, chunk_size)]
+    cache: dict = {}
+    lengths = lambda p: cache.setdefault(p, teacher.prompt_length(p))  # noqa: E731
+    total = sum(len(job.prompts(i)) for i in range(n))
+    done: dict[int, dict] = {}
+    for c in range(len(chunks)):
+        got = parts.load(c)
+        if got is not None:
+            done[c] = got
+    with tqdm(total=total, unit="prompt", desc=f"teacher {job.kind}", disable=not progress, dynamic_ncols=True) as bar:
+        bar.update(sum(len(job.prompts(i)) for c in done for i in chunks[c]))
+        for c, idx in enumerate(chunks):
+            if c in done:
+                continue
+            done[c] = _chunk(job, images, idx, batch_size, lengths, bar)
+            parts.save(c, done[c])
+            fault_point(FAULT_ENV, c)
+    tensors = {name: torch.cat([done[c][name] for c in range(len(chunks))]) for name in done[0]}
+    bank = SampleBank(images.sample_ids, tensors, provenance=prov, source=f"extraction for {out}")
+    bank.save(out)
+    shutil.rmtree(parts.root, ignore_errors=True)
+    return bank

@@ -1,0 +1,129 @@
+"""A multimodal LLM as a per-image teacher: hidden states and Yes/No answers, batched over images.
+
+Any Hugging Face ``AutoModelForImageTextToText`` with its ``AutoProcessor`` (LLaVA-1.5, the native
+InternVL classes, ...). The authors ran LLaVA one image at a time; here a batch of images and
+prompts goes through one forward pass with left padding and position ids counted from the first
+real token, so each image's outputs equal its one-image run up to floating-point error.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..errors import LavidError
+
+#: Appendix B's prompt (the authors' ``vlm_feature.py``): ``{class}`` is the image's class name,
+#: taken from its label; ``{image}`` becomes the processor's image token
+PAPER_FEATURE_TEMPLATE = "USER: {image}\nIs there a {class} in this image?\nASSISTANT:"
+#: MaKD's prompt for one aspect question about an image (the authors' ``llava_logits.py``)
+PAPER_ASPECT_TEMPLATE = "USER: {image}\n{question}\nASSISTANT:"
+#: Table B's layers (Table 1 uses -12)
+PAPER_LAYERS = (-1, -6, -12, -18, -24, -30)
+PAPER_FEATURE_MODEL = "llava-hf/llava-1.5-7b-hf"
+PAPER_ASPECT_MODEL = "OpenGVLab/InternVL2-8B"
+
+
+def load_vlm(model_id: str, *, device: str | None = None, device_map: str | None = None,
+             trust_remote_code: bool = False):
+    """Model and processor: fp32 on CPU, bf16 on CUDA (or with a ``device_map``)."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.startswith("cuda") or device_map else torch.float32
+    try:
+        processor = AutoProcessor.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+        kw = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+        if device_map:
+            kw["device_map"] = device_map
+        model = AutoModelForImageTextToText.from_pretrained(model_id, **kw)
+    except (OSError, ValueError) as e:
+        raise LavidError(f"cannot load vision-language model {model_id!r}: not a usable local folder or cached "
+                         f"hub model, or not an image-text-to-text model ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0]})") from None
+    if not device_map:
+        model = model.to(device)
+    return model.eval(), processor
+
+
+class VLMTeacher:
+    """Runs prompts about images through a vision-language model, many images per forward pass."""
+
+    def __init__(self, model, processor, *, model_id: str = ""):
+        self.model, self.processor, self.model_id = model, processor, model_id or getattr(
+            model.config, "_name_or_path", type(model).__name__)
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+        self.tokenizer.padding_side = "left"  # the last position is every prompt's last token
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.image_token = getattr(processor, "image_token", None) or "<image>"
+
+    @property
+    def num_layers(self) -> int:
+        cfg = getattr(self.model.config, "text_config", self.model.config)
+        return int(cfg.num_hidden_layers)
+
+    def check_layers(self, layers: Sequence[int]) -> list[int]:
+        """Hidden-state indices as the authors give them: ``-1`` is the last layer's output, ``0``
+        the embeddings; anything outside ``[-(L+1), L]`` is an error naming the model's depth."""
+        n = self.num_layers
+        bad = [int(x) for x in layers if not -(n + 1) <= int(x) <= n]
+        if bad:
+            raise LavidError(f"layer(s) {bad} out of range for {self.model_id!r}, which has {n} layers: "
+                             f"use -{n + 1}..{n} (-1 = the last layer's output, 0 = the embeddings)")
+        if not layers:
+            raise LavidError("no layers given")
+        return [int(x) for x in layers]
+
+    def render(self, template: str, **fields) -> str:
+        if "{image}" not in template:
+            raise LavidError(f"prompt template {template!r} has no {{image}} placeholder")
+        try:
+            return template.format(image=self.image_token, **fields)
+        except (KeyError, IndexError, ValueError) as e:
+            raise LavidError(f"prompt template {template!r}: bad placeholder {e}; available: "
+                             f"{['{image}'] + sorted('{' + k + '}' for k in fields)}") from None
+
+    def prompt_length(self, prompt: str) -> int:
+        return len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+
+    def _inputs(self, images, prompts):
+        enc = self.processor(text=list(prompts), images=list(images), padding=True, return_tensors="pt")
+        device = next(self.model.parameters()).device
+        dtype = next(self.model.parameters()).dtype
+        out = {}
+        for k, v in enc.items():
+            v = v.to(device, non_blocking=True)
+            out[k] = v.to(dtype) if v.is_floating_point() else v
+        mask = out["attention_mask"]
+        out["position_ids"] = (mask.long().cumsum(1) - 1).clamp_min(0)
+        return out
+
+    @torch.inference_mode()
+    def hidden_states(self, images, prompts, layers: Sequence[int]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer ``(last, mean)``: the last token's hidden state and the mean over the prompt's
+        tokens (image tokens included, padding excluded), float32 on the CPU, ``[B, D]`` each."""
+        inputs = self._inputs(images, prompts)
+        out = self.model(**inputs, output_hidden_states=True, logits_to_keep=1)
+        hs = out.hidden_states
+        mask = inputs["attention_mask"].unsqueeze(-1).float()
+        res = {}
+        for layer in layers:
+            h = hs[layer].float()
+            res[layer] = (h[:, -1].cpu(), ((h * mask).sum(1) / mask.sum(1)).cpu())
+        return res
+
+    @torch.inference_mode()
+    def yes_probability(self, images, prompts, token_ids: Sequence[int]) -> torch.Tensor:
+        """``[B]``: softmax over the next-token logits of ``token_ids`` (Yes, No), the first's mass."""
+        out = self.model(**self._inputs(images, prompts), logits_to_keep=1)
+        logits = out.logits[:, -1, list(token_ids)].float()
+        return logits.softmax(-1)[:, 0].cpu()
+
+    def provenance(self) -> dict:
+        from ..signature.answerers import library_versions
+
+        return {"model": self.model_id, "model_class": type(self.model).__name__,
+                "num_layers": self.num_layers, "dtype": str(next(self.model.parameters()).dtype),
+                "library_versions": library_versions()}
