@@ -65,15 +65,19 @@ BANK_FILES = {"features": "llava-1.5-7b_features.safetensors", "aspects": "inter
 ASPECT_QUESTIONS = "aspect_questions.txt"
 
 
+#: mdistiller's trainers do not pass the batch's sample index; the bridge's ``sample`` trainer does
+_SAMPLE_TRAINER = {"SOLVER": {"TRAINER": "sample"}}
+
+
 def _mllm(kind: str, layer: int) -> dict:
     node = {"fitnet": "FITNET_MLLM", "crd": "CRD_MLLM"}[kind]
-    return {"DISTILLER": {"TYPE": node}, node: {"LAYER": layer}}
+    return {"DISTILLER": {"TYPE": node}, node: {"LAYER": layer}, **_SAMPLE_TRAINER}
 
 
 METHODS.update({
     # the multimodal-LLM baselines of Table 1: MaKD (InternVL2-8B's aspect answers), FitNet and CRD on
     # LLaVA-1.5-7B's hidden states at layer -12 (the last prompt token, as the authors)
-    "makd": {"DISTILLER": {"TYPE": "MAKD"}},
+    "makd": {"DISTILLER": {"TYPE": "MAKD"}, **_SAMPLE_TRAINER},
     "fitnet_llava": _mllm("fitnet", -12),
     "crd_llava": _mllm("crd", -12),
     # Table B: the same at each layer

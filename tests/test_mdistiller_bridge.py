@@ -41,6 +41,11 @@ def demo(tmp_path_factory):
     names = small_demo(root / "demo", train=2, test=1)
     random_signature(names, counts=(5, 5, 5)).save(root / "sig.safetensors")
     torch.save({"model": build_model("resnet50", len(names)).state_dict()}, root / "r50.pth")
+    from lavid_plugin.image_teacher import SampleBank
+
+    ids = sorted(p.relative_to(root / "demo").as_posix() for p in (root / "demo" / "train").rglob("*.png"))
+    SampleBank(ids, {"p_yes": torch.rand(len(ids), 4)}).save(root / "aspects.safetensors")
+    SampleBank(ids, {"last-1": torch.randn(len(ids), 16).half()}).save(root / "features.safetensors")
     return root
 
 
@@ -82,6 +87,10 @@ CASES = [
     ("LAVID", "base", ["DISTILLER.TEACHER", "LLMSignature"]),
     ("LAVID", "base", ["LAVID.BASE", "KD"]),
     ("LAVID", "ours", ["LAVID.BASE", "MLKD", "EXPERIMENT.LOGIT_STAND", True]),
+    # per-image teacher banks: the bridge's `sample` trainer hands the distiller the batch's index
+    ("MAKD", "sample", ["MAKD.BANK", "BANK/aspects.safetensors"]),
+    ("PLUGIN_FITNET_MLLM", "sample", ["FITNET_MLLM.BANK", "BANK/features.safetensors", "FITNET_MLLM.LAYER", -1]),
+    ("CRD_MLLM", "sample", ["CRD_MLLM.BANK", "BANK/features.safetensors", "CRD_MLLM.LAYER", -1, "CRD_MLLM.NCE.K", 8]),
 ]
 if VARIANT == "fork":  # the fork's own MLKD, on the plugin's weak/strong loader
     CASES.append(("MLKD", "ours", ["EXPERIMENT.LOGIT_STAND", True]))
@@ -91,6 +100,7 @@ if VARIANT == "fork":  # the fork's own MLKD, on the plugin's weak/strong loader
 def test_one_train_iter_as_mdistiller_runs_it(md, demo, kind, trainer, opts, monkeypatch):
     from mdistiller.engine.utils import AverageMeter, load_checkpoint
 
+    opts = [str(demo / o[len("BANK/"):]) if isinstance(o, str) and o.startswith("BANK/") else o for o in opts]
     cfg = md_cfg(md, demo, "res18.yaml", "DISTILLER.TYPE", kind, "SOLVER.TRAINER", trainer,
                  "DISTILLER.TEACHER", "resnet50", *opts)
     # what mdistiller's tools/train.py does (the fork picks get_dataset_strong for MLKD)
