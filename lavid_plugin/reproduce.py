@@ -57,7 +57,7 @@ def stage1b(cell: tables.Cell, path: Path):
     """``(state, command)`` that writes the per-image bank ``cell`` reads, when it is missing:
     ``stage1b`` (a ``lavid teacher`` command to run first) or ``blocked`` (its aspect questions are
     missing: the command that generates them, which needs the user's LLM)."""
-    from .image_teacher.vlm import PAPER_ASPECT_MODEL, PAPER_FEATURE_MODEL
+    from .image_teacher.vlm import NATIVE_ASPECT_MODEL, PAPER_FEATURE_MODEL
 
     bank = cell.bank_path
     if not bank or (ROOT / bank).is_file():
@@ -70,7 +70,7 @@ def stage1b(cell: tables.Cell, path: Path):
     questions = str(Path(bank).parent / tables.ASPECT_QUESTIONS)
     if not (ROOT / questions).is_file():
         return "blocked", lavid + ["aspect-questions", *cfg, "--model", "YOUR_LLM", "-o", questions]
-    return "stage1b", lavid + ["aspects", *cfg, "--model", PAPER_ASPECT_MODEL, "--questions", questions, "-o", bank]
+    return "stage1b", lavid + ["aspects", *cfg, "--model", NATIVE_ASPECT_MODEL, "--questions", questions, "-o", bank]
 
 
 def commands(args):

@@ -23,6 +23,8 @@ PAPER_ASPECT_TEMPLATE = "USER: {image}\n{question}\nASSISTANT:"
 PAPER_LAYERS = (-1, -6, -12, -18, -24, -30)
 PAPER_FEATURE_MODEL = "llava-hf/llava-1.5-7b-hf"
 PAPER_ASPECT_MODEL = "OpenGVLab/InternVL2-8B"
+#: InternVL2-8B ships as remote code only; transformers' native InternVL classes load the "-hf" conversions
+NATIVE_ASPECT_MODEL = "OpenGVLab/InternVL3-8B-hf"
 
 
 def load_vlm(model_id: str, *, device: str | None = None, device_map: str | None = None,
