@@ -258,3 +258,29 @@ def test_aspect_questions_are_generated_until_enough_distinct_ones():
     assert got == ["Is the beak long?", "Is the back dark?", "Does it swim?"]  # no class name, no repeat
     with pytest.raises(LavidError, match="only 0 usable aspect questions of the 2"):
         generate_aspect_questions(lambda prompt: "no questions here", NAMES, 2, max_rounds=2, log=lambda m: None)
+
+
+def test_ddp_leaves_banks_and_crd_memory_alone_and_trains_two_processes(cub, banks, tmp_path):
+    import os
+    from pathlib import Path
+
+    from lavid_plugin.engine.build import build_distiller, setup_data
+    from lavid_plugin.engine.launch import local_buffers
+
+    opts = _opts(cub) + ["DISTILLER.TYPE", "CRD_MLLM", "CRD_MLLM.BANK", str(banks / "f.safetensors"),
+                         "CRD_MLLM.NCE.K", "4"]
+    cfg = load_cfg(None, opts)
+    names = set(local_buffers(build_distiller(cfg, setup_data(cfg).context)))
+    assert {"bank.last-12", "memory.memory_s", "memory.memory_t", "memory.z"} <= names
+    assert not any(n.startswith("student.") for n in names)  # BatchNorm statistics are still broadcast
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun not found next to the Python interpreter")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    train_py = Path(__file__).resolve().parents[1] / "tools" / "train.py"
+    r = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29541", str(train_py), "--cfg", "", *opts, "SOLVER.EPOCHS", "1",
+                        "LOG.PREFIX", str(tmp_path), "EXPERIMENT.NAME", "ddp"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert "world 2" in r.stdout and (tmp_path / "distill" / "ddp" / "latest").is_file()
+    assert "leave a last batch of one image per process" in r.stderr  # 6 images, global batch 4, 2 ranks

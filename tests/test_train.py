@@ -250,6 +250,9 @@ def test_ranks_together_load_the_single_process_batches():
     assert [sorted(a + b) for a, b in zip(*ranks)][:2] == [sorted(x) for x in one[:2]]  # the full global batches
     assert len(ranks[0]) == len(ranks[1]) == 3  # equal counts: no rank waits for another at the end
     assert set(sum(ranks[0] + ranks[1], [])) == set(data)  # the last, padded batch covers the rest
+    # 17 images pad to 18: a last global batch of 2 would leave one image per rank (BatchNorm fails): dropped
+    short = [list(GlobalBatchShard(17, 8, 2, r, torch.Generator().manual_seed(7))) for r in range(2)]
+    assert len(short[0]) == len(short[1]) == len(GlobalBatchShard(17, 8, 2, 0, None)) == 8
 
 
 def test_a_training_step_never_waits_for_the_device(tmp_path, monkeypatch):

@@ -51,14 +51,16 @@ class GlobalBatchShard(torch.utils.data.Sampler):
     def __init__(self, n: int, batch: int, world: int, rank: int, generator):
         self.n, self.batch, self.world, self.rank, self.generator = n, batch, world, rank, generator
         self.padded = -(-n // world) * world
+        # a last global batch that leaves one image per rank is dropped: BatchNorm cannot train on one
+        self.dropped = self.padded % batch if 0 < self.padded % batch < 2 * world else 0
 
     def __len__(self):
-        return self.padded // self.world
+        return (self.padded - self.dropped) // self.world
 
     def __iter__(self):
         perm = torch.randperm(self.n, generator=self.generator).tolist()
         perm += perm[: self.padded - self.n]
-        for start in range(0, self.padded, self.batch):
+        for start in range(0, self.padded - self.dropped, self.batch):
             chunk = perm[start:start + self.batch]
             share = len(chunk) // self.world
             yield from chunk[self.rank * share:(self.rank + 1) * share]
@@ -81,6 +83,10 @@ def build_loaders(cfg, splits: Splits, *, rank: int = 0, world: int = 1, generat
         raise LavidError(f"SOLVER.BATCH_SIZE {batch} is the global batch and must divide over the {world} "
                          f"processes; use a multiple of {world}")
     sampler = GlobalBatchShard(len(splits.train), batch, world, rank, generator) if world > 1 else None
+    if sampler is not None and sampler.dropped and rank == 0:
+        print(f"[lavid] {len(splits.train)} training images in global batches of {batch} over {world} processes "
+              f"leave a last batch of one image per process, which BatchNorm cannot train on: it is left out of "
+              f"each epoch", file=sys.stderr)
     if cfg.DATASET.NUM_WORKERS > 0:  # workers mark unreadable images; the trainer must see their marks
         for ds in (splits.train, splits.val, splits.select):
             if ds is not None and image_list_of(ds) is not None:
