@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .report import add_parser as add_report
 
     add_report(sub)
+    from .gradcam import add_parser as add_gradcam
+
+    add_gradcam(sub)
     return p
 
 

@@ -59,7 +59,11 @@ CFG.SOLVER.LR_DECAY_STAGES = [150, 180, 210]
 CFG.SOLVER.LR_DECAY_RATE = 0.1
 CFG.SOLVER.WEIGHT_DECAY = 0.0001
 CFG.SOLVER.MOMENTUM = 0.9
-CFG.SOLVER.TYPE = "SGD"
+CFG.SOLVER.TYPE = "SGD"  # or AdamW (plugin)
+CFG.SOLVER.SCHEDULER = "step"  # plugin: step (mdistiller's LR_DECAY_STAGES) or cosine (with WARMUP_EPOCHS)
+CFG.SOLVER.WARMUP_EPOCHS = 0  # plugin, cosine: linear warm-up epochs
+CFG.SOLVER.MIN_LR = 0.0  # plugin, cosine: the last epoch's floor
+CFG.SOLVER.BETAS = [0.9, 0.999]  # plugin, AdamW
 CFG.SOLVER.AMP = True  # plugin: bf16 autocast (and channels_last) on CUDA; ignored on CPU
 CFG.SOLVER.COMPILE = False  # plugin: torch.compile the student (its forward; state_dict keys unchanged)
 

@@ -154,15 +154,17 @@ def build_grid(runs: list[Run], table: Table, which: str) -> Grid:
 def sort_runs(runs: list[Run], table: Table) -> tuple[list[Run], list[Run], list[Run]]:
     """``(the table's runs, runs of other tables, runs whose cell no table knows)``."""
     mine, other, unknown = [], [], []
-    known_tags = {t.tag for t in TABLES.values()} | {TEACHER_TABLE}
+    from .ablations import ABLATIONS, TAG_PREFIX
+
+    known_tags = {t.tag for t in TABLES.values()} | {TEACHER_TABLE} | {TAG_PREFIX + k for k in ABLATIONS}
     for r in runs:
         c = r.cell
         if c is None or c.table not in known_tags:
             unknown.append(r)
+        elif table.owns(c):
+            mine.append(r)
         elif c.table != table.tag:
             other.append(r)
-        elif c.folder in table.folders and c.student in table.students and c.method in table.methods:
-            mine.append(r)
         else:
             unknown.append(r)
     return mine, other, unknown
@@ -243,6 +245,52 @@ def report(paths, table: str, out: str | None = None, allow_unfinished: bool = F
     return text
 
 
+def report_ablation(paths, name: str, out: str | None = None, allow_unfinished: bool = False, which: str = "final",
+                    size: tuple[int, int] = (640, 400)) -> str:
+    """An ablation's table (value, seeds, mean ± std; Markdown and CSV) and its plot (OUT.png)."""
+    from . import ablations
+    from .plots import ablation_png
+
+    ab = ablations.get(name)
+    runs = [r for r in find_runs(paths) if (ablations.point_of(r.tag) or ("",))[0] == name]
+    unfinished = [r for r in runs if not r.finished]
+    if unfinished and not allow_unfinished:
+        listed = "\n  ".join(f"{r.path} ({len(r.epochs)}/{r.planned_epochs} epochs)" for r in unfinished[:10])
+        raise LavidError(f"{len(unfinished)} run(s) have not finished (pass --allow-unfinished to use them):\n  {listed}")
+    values: dict = {}
+    for r in runs:
+        if r.epochs:
+            values.setdefault(ablations.point_of(r.tag)[1], []).append(r.metrics(which)["test_acc"])
+    if not values:
+        raise LavidError(f"no run of ablation {name!r} under {', '.join(map(str, paths))} (their EXPERIMENT.TAG is "
+                         f"{ab.tag('<value>')!r}; scripts/reproduce.py --ablation {name} sets it)")
+    order = [str(v) for v in ab.values if str(v) in values] + sorted(set(values) - {str(v) for v in ab.values})
+    stats = [mean_std(values[v]) for v in order]
+    lines = [f"**Ablation {name}: {ab.title}; top-1 accuracy (%), {SELECTIONS[which]}, mean ± std over seeds**", "",
+             f"| {ab.axis} | seeds | top-1 |", "|---|---:|---:|"]
+    lines += [f"| {v} | {len(values[v])} | {m:.2f} ± {s:.2f} |" for v, (m, s) in zip(order, stats)]
+    text = "\n".join(lines) + "\n"
+    if out:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow([ab.axis, "seeds", "mean", "std", "epoch"])
+        w.writerows([v, len(values[v]), f"{m:.4f}", f"{s:.4f}", which] for v, (m, s) in zip(order, stats))
+        atomic_write_text(Path(out).with_suffix(".md"), text)
+        atomic_write_text(Path(out).with_suffix(".csv"), buf.getvalue())
+        kind = ab.plot if all(_is_number(v) for v in order) else "bar"
+        ablation_png(Path(out).with_suffix(".png"), f"{ab.title} (CUB, ResNet-18)", ab.axis, order,
+                     [m for m, _ in stats], [s for _, s in stats], kind, size)
+    return text
+
+
+def _is_number(v: str) -> bool:
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
+
+
 def skipped_note(other: list[Run], unknown: list[Run]) -> str:
     """What the table leaves out, said: counts of other tables' runs, and each run no table knows."""
     lines = []
@@ -259,15 +307,26 @@ def skipped_note(other: list[Run], unknown: list[Run]) -> str:
 def add_parser(sub) -> None:
     r = sub.add_parser("report", help="the paper's tables (Markdown + CSV) from finished runs' worklogs")
     r.add_argument("runs", nargs="+", help="run folders, or folders to search for them")
-    r.add_argument("--table", required=True, choices=list(TABLES))
+    from .ablations import ABLATIONS
+
+    what = r.add_mutually_exclusive_group(required=True)
+    what.add_argument("--table", choices=list(TABLES))
+    what.add_argument("--ablation", choices=list(ABLATIONS), help="an ablation's table and plot (OUT.png)")
+    r.add_argument("--png-size", type=int, nargs=2, default=[640, 400], metavar=("W", "H"),
+                   help="the ablation plot's size in pixels")
     r.add_argument("--out", default=None, help="write OUT.md and OUT.csv (default: print the Markdown only)")
     r.add_argument("--allow-unfinished", action="store_true", help="use runs that stopped before SOLVER.EPOCHS")
     r.add_argument("--select", nargs="+", choices=list(SELECTIONS), default=["final", "best_test_acc"],
                    help="which epoch of each run, one table each (default: final, then best_test_acc)")
 
     def run(a):
-        text = report(a.runs, a.table, a.out, a.allow_unfinished, a.select)
-        print(text if a.out is None else f"wrote {Path(a.out).with_suffix('.md')} and {Path(a.out).with_suffix('.csv')}")
+        if a.ablation:
+            text = report_ablation(a.runs, a.ablation, a.out, a.allow_unfinished, a.select[0], tuple(a.png_size))
+            done = f"wrote {Path(a.out).with_suffix('.md')}, .csv and .png" if a.out else text
+        else:
+            text = report(a.runs, a.table, a.out, a.allow_unfinished, a.select)
+            done = f"wrote {Path(a.out).with_suffix('.md')} and {Path(a.out).with_suffix('.csv')}" if a.out else text
+        print(done)
         return 0
 
     r.set_defaults(func=run)

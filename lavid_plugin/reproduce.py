@@ -59,11 +59,14 @@ def stage1b(cell: tables.Cell, path: Path):
     missing: the command that generates them, which needs the user's LLM)."""
     from .image_teacher.vlm import NATIVE_ASPECT_MODEL, PAPER_FEATURE_MODEL
 
+    lavid = [sys.executable, "-m", "lavid_plugin.cli", "teacher"]
+    cfg = ["--cfg", str(path.relative_to(ROOT))]
+    if cell.method in tables.SIGNATURE_FILES:  # Table 5: a class-name embedding, from the class names alone
+        sig = tables.Cell.config(cell)["LAVID"]["SIGNATURE"]
+        return None if (ROOT / sig).is_file() else ("stage1b", embed_command(cell.method, cfg, sig))
     bank = cell.bank_path
     if not bank or (ROOT / bank).is_file():
         return None
-    lavid = [sys.executable, "-m", "lavid_plugin.cli", "teacher"]
-    cfg = ["--cfg", str(path.relative_to(ROOT))]
     if tables.READS_BANK[cell.method][1] == "features":
         return "stage1b", lavid + ["features", *cfg, "--model", PAPER_FEATURE_MODEL, "--layers",
                                    *map(str, tables.TABLE_B_LAYERS), "-o", bank]
@@ -71,6 +74,36 @@ def stage1b(cell: tables.Cell, path: Path):
     if not (ROOT / questions).is_file():
         return "blocked", lavid + ["aspect-questions", *cfg, "--model", "YOUR_LLM", "-o", questions]
     return "stage1b", lavid + ["aspects", *cfg, "--model", NATIVE_ASPECT_MODEL, "--questions", questions, "-o", bank]
+
+
+def embed_command(method: str, cfg_args: list, out: str) -> list:
+    model = method[len("emb_"):]
+    return [sys.executable, "-m", "lavid_plugin.cli", "signature", "embed", "--model", model, *cfg_args, "-o", out]
+
+
+def ablation_commands(args):
+    """Per point of ``--ablation``: what it reads, if missing (a pruned or embedding signature), then its runs."""
+    from . import ablations
+    from .config import load_cfg
+
+    ab = ablations.get(args.ablation, ROOT)
+    path = ROOT / "configs" / "lavid" / ablations.BASE.path
+    cfg = load_cfg(str(path))
+    prefix = Path(args.prefix)
+    for value in ab.values:
+        step = ab.prepare(value, ROOT)
+        over = ab.overrides(value)
+        if step:
+            yield "stage1b", [sys.executable, "-m", "lavid_plugin.cli", *step[1:]]
+        elif args.ablation == "embedding" and value != "mcq" and not (ROOT / over[1]).is_file():
+            yield "stage1b", embed_command(f"emb_{value}", ["--cfg", str(path.relative_to(ROOT))], over[1])
+        for seed in range(args.seeds):
+            name = ab.name(value, seed)
+            opts = over + ["EXPERIMENT.SEED", str(seed), "EXPERIMENT.NAME", name, "EXPERIMENT.TAG", ab.tag(value),
+                           "LOG.PREFIX", str(prefix)]
+            state = run_state(prefix / cfg.EXPERIMENT.PROJECT / name, cfg.SOLVER.EPOCHS)
+            cmd = [sys.executable, str(ROOT / "tools" / "train.py"), "--cfg", str(path.relative_to(ROOT))]
+            yield state, cmd + (["--resume"] if state == "partial" else []) + opts
 
 
 def commands(args):
@@ -84,8 +117,8 @@ def commands(args):
             raise LavidError(f"missing config {path}: run scripts/make_configs.py")
         cfg = load_cfg(str(path))
         step = stage1b(cell, path)
-        if step and cell.bank_path not in banks:  # once per bank, before the first run that reads it
-            banks.add(cell.bank_path)
+        if step and step[1][-1] not in banks:  # once per file, before the first run that reads it
+            banks.add(step[1][-1])
             yield step
         for seed in ([0] if is_teacher else range(args.seeds)):
             name = path.stem if is_teacher else f"{path.stem}_seed{seed}"
@@ -101,7 +134,11 @@ def commands(args):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--table", required=True, choices=list(tables.TABLES))
+    from .ablations import ABLATIONS
+
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--table", choices=list(tables.TABLES))
+    what.add_argument("--ablation", choices=list(ABLATIONS), help="an ablation on CUB / ResNet-18 (see lavid_plugin/ablations.py)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--datasets", nargs="+", help="Table 1/4: datasets; Table 3: ImageNet groups")
     p.add_argument("--students", nargs="+", choices=[s for s in tables.STUDENTS if s != tables.TEACHER_STUDENT])
@@ -110,15 +147,15 @@ def main(argv=None) -> int:
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = p.parse_args(argv)
     try:
-        todo = list(commands(args))
+        todo = list(ablation_commands(args) if args.ablation else commands(args))
     except LavidError as e:
         print(f"reproduce.py: error: {e}", file=sys.stderr)
         return 2
     runs = [s for s, _ in todo if s not in ("stage1b", "blocked")]
     n_done = runs.count("finished")
     n_banks = len(todo) - len(runs)
-    print(f"Table {args.table}: {len(runs)} runs, {n_done} finished, {len(runs) - n_done} to run"
-          + (f"; {n_banks} per-image teacher bank(s) to write first (Stage 1b)" if n_banks else ""), flush=True)
+    print(f"{f'Ablation {args.ablation}' if args.ablation else f'Table {args.table}'}: {len(runs)} runs, {n_done} finished, {len(runs) - n_done} to run"
+          + (f"; {n_banks} teacher file(s) to write first (Stage 1 / 1b)" if n_banks else ""), flush=True)
     for state, cmd in todo:
         line = shlex.join(cmd)
         if state == "finished":
@@ -137,5 +174,6 @@ def main(argv=None) -> int:
                 print(f"stopped: the run above exited with {rc}; fix it and run this again (finished runs are skipped)")
                 return rc
     if not args.dry_run:
-        print(f"all runs finished; the table: lavid report {args.prefix} --table {args.table}")
+        what = f"--ablation {args.ablation}" if args.ablation else f"--table {args.table}"
+        print(f"all runs finished; the table: lavid report {args.prefix} {what}")
     return 0

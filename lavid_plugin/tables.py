@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: short student name (config file names, report columns) -> model name (``DISTILLER.STUDENT``)
-STUDENTS = {"res18": "resnet18", "mv2": "mobilenetv2", "shuv2": "shufflenetv2", "res50": "resnet50"}
+STUDENTS = {"res18": "resnet18", "mv2": "mobilenetv2", "shuv2": "shufflenetv2", "res50": "resnet50",
+            "vit_b16": "vit_b16", "clip_b16": "clip_b16"}
 #: Table 1's fine-grained datasets (``DATASET.TYPE``), in the paper's column order
 FINE_GRAINED = ("cub", "caltech101", "flowers", "aircraft", "pets", "cars")
 #: Table 3's ImageNet WordNet groups (``DATASET.GROUP`` of ``DATASET.TYPE imagenet_group``)
@@ -56,6 +57,11 @@ METHODS = {
     # LaViD on top of MLKD + logit standardization with the ResNet-50 teacher ("LaViD+LS", "QN+R50")
     "lavid_ls": {"DISTILLER": {"TYPE": "LAVID"}, "EXPERIMENT": {"LOGIT_STAND": True}, **_MLKD,
                  "LAVID": {"BASE": "MLKD", "LOSS": dict(_LAVID_LOSS)}},
+    # Table 5: LaViD's head regressing a static class-name embedding instead of the LLM's answers
+    "emb_minilm": {"DISTILLER": {"TYPE": "LAVID", "TEACHER": "LLMSignature"},
+                   "LAVID": {"BASE": "NONE", "LOSS": dict(_LAVID_LOSS)}},
+    "emb_bert": {"DISTILLER": {"TYPE": "LAVID", "TEACHER": "LLMSignature"},
+                 "LAVID": {"BASE": "NONE", "LOSS": dict(_LAVID_LOSS)}},
 }
 #: Table B's LLaVA layers (Table 1 uses -12)
 TABLE_B_LAYERS = (-1, -6, -12, -18, -24, -30)
@@ -90,7 +96,7 @@ READS_BANK = {m: (spec["DISTILLER"]["TYPE"], "aspects" if spec["DISTILLER"]["TYP
 #: methods that distill from the trained visual teacher (``res50_vanilla`` of the same dataset)
 VISUAL_TEACHER = frozenset({"kd", "rkd", "dkd", "mlkd", "ls", "lavid_ls"})
 #: methods that read the dataset's signature (``LAVID.SIGNATURE``)
-READS_SIGNATURE = frozenset({"lavid", "lavid_ls"})
+READS_SIGNATURE = frozenset({"lavid", "lavid_ls", "emb_minilm", "emb_bert"})
 
 #: the paper's fine-grained recipe: 240 epochs, batch 16, SGD lr 0.01 (x0.1 at 150/180/210), wd 5e-4
 PAPER_SOLVER = {"BATCH_SIZE": 16, "EPOCHS": 240, "LR": 0.01, "LR_DECAY_STAGES": [150, 180, 210], "LR_DECAY_RATE": 0.1,
@@ -99,6 +105,22 @@ PAPER_SOLVER = {"BATCH_SIZE": 16, "EPOCHS": 240, "LR": 0.01, "LR_DECAY_STAGES": 
 IMAGENET_SOLVER = {"BATCH_SIZE": 512, "EPOCHS": 100, "LR": 0.2, "LR_DECAY_STAGES": [30, 60, 90], "LR_DECAY_RATE": 0.1,
                    "WEIGHT_DECAY": 0.0001, "MOMENTUM": 0.9, "TYPE": "SGD"}
 IMAGENET = "imagenet_group"
+#: Table 2's students start from pretrained weights and have their own recipes (over the dataset's)
+STUDENT_RECIPES = {
+    # ViT-B/16 from ImageNet weights (torchvision's file in the torch hub cache, or STUDENT_CKPT):
+    # fine-tuned 500 epochs, batch 512, cosine (the authors' code: SGD at the dataset's lr, cosine per epoch)
+    "vit_b16": {"SOLVER": {"BATCH_SIZE": 512, "EPOCHS": 500, "SCHEDULER": "cosine"}},
+    # CLIP ViT-B/16 (a local checkpoint folder), classifier from "a photo of a {class}." text embeddings:
+    # the paper's 75 epochs at batch 16; AdamW lr 1e-5 as the authors' code (which used batch 32)
+    "clip_b16": {"SOLVER": {"BATCH_SIZE": 16, "EPOCHS": 75, "TYPE": "AdamW", "LR": 1e-05, "WEIGHT_DECAY": 0.1,
+                            "SCHEDULER": "cosine"},
+                 "DISTILLER": {"STUDENT_CKPT": "./pretrained/clip-vit-base-patch16"}},
+}
+#: notes a cell's YAML header carries (differences from the paper a reader should know)
+STUDENT_NOTES = {"clip_b16": "The paper: CLIP 75 epochs, batch 16 (followed here); the authors' code: batch 32, "
+                             "AdamW lr 1e-5 (lr followed here; weight decay 0.1 is Wortsman et al.'s)."}
+#: signature files other than SIGNATURE_NAME that a method reads (Table 5: class-name embeddings)
+SIGNATURE_FILES = {"emb_minilm": "minilm_384.safetensors", "emb_bert": "bert_768.safetensors"}
 
 
 def folder_of(dataset: str, group: str = "") -> str:
@@ -180,6 +202,7 @@ class Cell:
         }
         if self.group:
             cfg["DATASET"]["GROUP"] = self.group
+        cfg = merge(cfg, STUDENT_RECIPES.get(self.student, {}))
         cfg = merge(cfg, METHODS[self.method])
         if "TRAINER" in cfg["SOLVER"]:  # keep SOLVER's keys together
             cfg["SOLVER"] = {"TRAINER": cfg["SOLVER"].pop("TRAINER"), **cfg["SOLVER"]}
@@ -188,7 +211,7 @@ class Cell:
                                     TEACHER_CKPT=f"./output/{self.project}/{self.teacher().name}/student_best")
         if self.method in READS_SIGNATURE:
             sig_dir = f"imagenet/{self.group}" if self.group else SIGNATURE_DIR.get(self.dataset, self.dataset)
-            cfg["LAVID"]["SIGNATURE"] = f"./signatures/{sig_dir}/{SIGNATURE_NAME}"
+            cfg["LAVID"]["SIGNATURE"] = f"./signatures/{sig_dir}/{SIGNATURE_FILES.get(self.method, SIGNATURE_NAME)}"
         if self.method in READS_BANK:
             cfg.setdefault(READS_BANK[self.method][0], {})["BANK"] = self.bank_path
         return cfg
@@ -211,6 +234,14 @@ class Table:
     students: tuple
     methods: tuple
     metrics: tuple = (("top-1", "test_acc"),)
+    #: rows whose runs are another table's cells (method -> that table's key): no configs of their own
+    borrowed: tuple = ()
+
+    def owns(self, cell: "Cell") -> bool:
+        """Whether ``cell``'s runs fill this table: its own cells, or a borrowed row's."""
+        if cell.folder not in self.folders or cell.student not in self.students or cell.method not in self.methods:
+            return False
+        return cell.table == f"table{dict(self.borrowed).get(cell.method, self.key)}"
 
     @property
     def tag(self) -> str:
@@ -231,7 +262,7 @@ class Table:
                 raise LavidError(f"Table {self.key} has no {what} {bad}; it has {list(known)}")
         return [Cell(self.tag, d, s, m, g) for d, g in self.columns if not folders or folder_of(d, g) in folders
                 for s in self.students if not students or s in students
-                for m in self.methods if not methods or m in methods]
+                for m in self.methods if (not methods or m in methods) and m not in dict(self.borrowed)]
 
 
 _CNN = ("res18", "mv2", "shuv2")
@@ -245,6 +276,11 @@ TABLES = {
     "1": Table("1", "CNN students from scratch on six fine-grained datasets", tuple((d, "") for d in FINE_GRAINED),
                _CNN, ("vanilla", "kd", "rkd", "dkd", "mlkd", "ls", "makd", "fitnet_llava", "crd_llava", "lavid",
                       "lavid_ls")),
+    "2": Table("2", "Transformer students: ViT-B/16 (ImageNet weights) and CLIP ViT-B/16 (text-initialised head)",
+               tuple((d, "") for d in FINE_GRAINED), ("vit_b16", "clip_b16"), ("vanilla", "lavid")),
+    "5": Table("5", "LaViD's LLM answers vs static class-name embeddings (MiniLM, BERT)",
+               tuple((d, "") for d in FINE_GRAINED), ("res18",), ("emb_minilm", "emb_bert", "lavid"),
+               borrowed=(("lavid", "1"),)),
     "B": Table("B", "FitNet and CRD on LLaVA-1.5 hidden states, by layer", tuple((d, "") for d in FINE_GRAINED),
                _CNN, tuple(f"{k}_llava_l{-layer}" for k in ("fitnet", "crd") for layer in TABLE_B_LAYERS)),
     "3": Table("3", "ResNet-18 on ImageNet WordNet groups (one signature per group)",

@@ -38,11 +38,14 @@ def empty_checkpoint() -> str:
 
 
 def register_models(model_dict: dict) -> list[str]:
+    from lavid_plugin.models import CONTEXT_MODELS
     from lavid_plugin.models import model_dict as plugin_models
 
     added = []
     for name, ctor in plugin_models.items():
-        if name not in model_dict:
+        # ViT / CLIP students need the run's weights and class names, which mdistiller's
+        # ``model_dict[name][0](num_classes=...)`` cannot give: they train with the plugin's trainer
+        if name not in model_dict and name not in CONTEXT_MODELS:
             model_dict[name] = (lambda num_classes, _ctor=ctor: _ctor(num_classes), None)
             added.append(name)
     model_dict[PLACEHOLDER] = (TeacherPlaceholder, None)

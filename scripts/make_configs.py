@@ -37,6 +37,8 @@ def to_yaml(d: dict, indent: int = 0) -> str:
 def render(cell: tables.Cell) -> str:
     header = (f"# {cell.table}: {cell.folder}, {cell.student}, {cell.method}. "
               f"Written by scripts/make_configs.py from lavid_plugin/tables.py; edit that module, not this file.\n")
+    if cell.student in tables.STUDENT_NOTES:
+        header += f"# {tables.STUDENT_NOTES[cell.student]}\n"
     return header + to_yaml(cell.config()) + "\n"
 
 

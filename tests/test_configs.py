@@ -44,7 +44,10 @@ def test_every_table_cell_has_its_config():
     assert len(groups) == 9
     for g in groups:
         assert {f"{g}/res18.yaml", f"{g}/res18_vanilla.yaml"} <= names
-    assert len(CONFIGS) == 6 * (3 * 11 + 1) + (3 * 6 + 1) + 9 * 2 + 6 * 3 * 2 * 6
+    for d in ("cub", "caltech101", "flowers", "aircraft", "pets", "cars"):
+        assert {f"{d}/{s}{m}.yaml" for s in ("vit_b16", "clip_b16") for m in ("", "_vanilla")} <= names  # Table 2
+        assert {f"{d}/res18_emb_minilm.yaml", f"{d}/res18_emb_bert.yaml"} <= names  # Table 5 (its LaViD row: Table 1's)
+    assert len(CONFIGS) == 6 * (3 * 11 + 1) + (3 * 6 + 1) + 9 * 2 + 6 * 3 * 2 * 6 + 6 * 2 * 2 + 6 * 2
 
 
 def test_each_config_merges_and_is_its_cells_data():
@@ -64,6 +67,10 @@ def test_each_config_merges_and_is_its_cells_data():
         assert bool(cfg.LAVID.SIGNATURE) == (cell.method in tables.READS_SIGNATURE), rel
         if cell.dataset == "imagenet_group":
             assert (cfg.SOLVER.EPOCHS, cfg.SOLVER.BATCH_SIZE, cfg.SOLVER.LR) == (100, 512, 0.2), rel
+        elif cell.student in tables.STUDENT_RECIPES:  # Table 2's transformers
+            recipe = tables.STUDENT_RECIPES[cell.student]["SOLVER"]
+            assert all(cfg.SOLVER[k] == v for k, v in recipe.items()), rel
+            assert cfg.SOLVER.SCHEDULER == "cosine", rel
         else:  # the paper's fine-grained recipe
             assert (cfg.SOLVER.EPOCHS, cfg.SOLVER.BATCH_SIZE, cfg.SOLVER.LR, list(cfg.SOLVER.LR_DECAY_STAGES),
                     cfg.SOLVER.WEIGHT_DECAY) == (240, 16, 0.01, [150, 180, 210], 0.0005), rel
@@ -111,11 +118,28 @@ def fake(tmp_path_factory):
     return get
 
 
-def _setup(path, fake):
+def _setup(path, fake, *extra):
     from lavid_plugin.engine.build import setup_data
 
-    cfg = load_cfg(str(path), fake(load_cfg(str(path))) + ["DATASET.NUM_WORKERS", "0"])
+    cfg = load_cfg(str(path), fake(load_cfg(str(path))) + ["DATASET.NUM_WORKERS", "0", *extra])
     return cfg, setup_data(cfg)
+
+
+@pytest.fixture
+def pretrained(tmp_path, monkeypatch):
+    """Stand-ins for Table 2's starting weights: a toy-width vit_b_16 with its weight file, a tiny CLIP folder."""
+    import torchvision.models as tvm
+
+    from lavid_plugin.models.tiny_clip import write_tiny_clip
+
+    def small(weights=None, image_size=224):
+        return tvm.VisionTransformer(image_size=image_size, patch_size=16, num_layers=1, num_heads=2, hidden_dim=32,
+                                     mlp_dim=64)
+
+    monkeypatch.setattr(tvm, "vit_b_16", small)
+    torch.save(small(image_size=32).state_dict(), tmp_path / "vit.pth")
+    return {"vit_b16": ["DISTILLER.STUDENT_CKPT", str(tmp_path / "vit.pth"), "DATASET.IMAGE_SIZE", "32"],
+            "clip_b16": ["DISTILLER.STUDENT_CKPT", str(write_tiny_clip(tmp_path / "clip")), "DATASET.IMAGE_SIZE", "32"]}
 
 
 LAVID_PER_DATASET = sorted({CONFIG_DIR / c.path for c in tables.all_cells() if c.method == "lavid"})
@@ -138,8 +162,8 @@ def _first_config_per_method_and_student():
 
 
 @pytest.mark.parametrize("path", _first_config_per_method_and_student(), ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_one_distiller_per_method_and_student_builds(path, fake):
-    cfg, run = _setup(path, fake)
+def test_one_distiller_per_method_and_student_builds(path, fake, pretrained):
+    cfg, run = _setup(path, fake, *pretrained.get(load_cfg(str(path)).DISTILLER.STUDENT, []))
     model = build_distiller(cfg, run.context)
     assert isinstance(model, distiller_dict[cfg.DISTILLER.TYPE])
     assert model.student(torch.zeros(2, 3, 32, 32))[0].shape == (2, len(run.splits.classes))

@@ -16,7 +16,7 @@ def dry_run(*args):
 def test_table1_lists_every_run_with_the_teacher_first(tmp_path):
     lines = dry_run("--table", "1", "--seeds", "3", "--prefix", str(tmp_path))
     # 6 teachers + 6 x 3 x 11 x 3; per dataset one LLaVA feature bank and one MaKD aspect bank
-    assert lines[0] == "Table 1: 600 runs, 0 finished, 600 to run; 12 per-image teacher bank(s) to write first (Stage 1b)"
+    assert lines[0] == "Table 1: 600 runs, 0 finished, 600 to run; 12 teacher file(s) to write first (Stage 1 / 1b)"
     cub = [x for x in lines[1:] if "configs/lavid/cub/" in x]
     assert "res50_vanilla.yaml" in cub[0] and "EXPERIMENT.SEED 0" in cub[0]
     assert sum("cub/res18.yaml" in x for x in cub) == 3
@@ -46,7 +46,7 @@ def test_tables_3_and_4(tmp_path):
 
 def test_table_b_lists_every_layer_method_dataset_student_run_after_its_bank(tmp_path):
     lines = dry_run("--table", "B", "--seeds", "1", "--prefix", str(tmp_path))
-    assert lines[0] == "Table B: 216 runs, 0 finished, 216 to run; 6 per-image teacher bank(s) to write first (Stage 1b)"
+    assert lines[0] == "Table B: 216 runs, 0 finished, 216 to run; 6 teacher file(s) to write first (Stage 1 / 1b)"
     runs = [x for x in lines[1:] if "tools/train.py" in x]
     for d in ("cub", "caltech101", "flowers", "aircraft", "pets", "cars"):
         for s in ("res18", "mv2", "shuv2"):

@@ -38,7 +38,7 @@ def test_every_reference_signature_imports(reference):
         sig = LLMSignature.import_reference_json(path)
         assert sig.num_classes >= 100, path
     emb = LLMSignature.import_reference_json(reference / "signatures/cub200/minilm_384.json")
-    assert emb.dim == 384 and emb.provenance["kind"] == "word_embedding"
+    assert emb.dim == 384 and emb.provenance["kind"] == "embedding"
 
 
 def test_flowers_54_questions_against_50_question_text_is_an_error(reference):

@@ -136,10 +136,8 @@ def build_teacher(cfg, cls, num_classes: int):
 def build_distiller(cfg, ctx: BuildContext, cls=None):
     """Student (+ visual teacher) + distiller; the distiller's ``build`` reads its precomputed
     teacher through ``ctx``."""
-    from ..models import build_model, load_weights
+    from ..models import build_student
 
     cls = cls if cls is not None else distiller_class(cfg)
-    student = build_model(cfg.DISTILLER.STUDENT, len(ctx.class_names))
-    if cfg.DISTILLER.STUDENT_CKPT:
-        load_weights(student, cfg.DISTILLER.STUDENT_CKPT, "student")
+    student = build_student(cfg, ctx.class_names)
     return cls.build(student, build_teacher(cfg, cls, len(ctx.class_names)), cfg, ctx)

@@ -136,7 +136,7 @@ def train_main(argv=None) -> int:
 def eval_main(argv=None) -> int:
     from ..config import load_cfg
     from ..distillers import Vanilla
-    from ..models import build_model, load_weights
+    from ..models import build_student, load_weights
     from .build import setup_data
     from .trainer import evaluate
 
@@ -150,7 +150,7 @@ def eval_main(argv=None) -> int:
     try:
         cfg = load_cfg(args.cfg, args.opts)
         run = setup_data(cfg, Vanilla, run_dir=args.split_dir or os.path.dirname(os.path.abspath(args.ckpt)))
-        student = load_weights(build_model(cfg.DISTILLER.STUDENT, len(run.splits.classes)), args.ckpt, "student")
+        student = load_weights(build_student(cfg, run.splits.classes, pretrained=False), args.ckpt, "student")
         device = "cuda" if torch.cuda.is_available() else "cpu"
         result = evaluate(Vanilla(student).to(device), run.val_loader, device, group_names=run.splits.group_names)
     except LavidError as e:

@@ -104,15 +104,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ pieces
     def init_optimizer(self, cfg):
-        if cfg.SOLVER.TYPE != "SGD":
-            raise LavidError(f"SOLVER.TYPE {cfg.SOLVER.TYPE!r} is not supported (SGD only, as mdistiller)")
-        return torch.optim.SGD(unwrap(self.distiller).get_learnable_parameters(), lr=cfg.SOLVER.LR,
-                               momentum=cfg.SOLVER.MOMENTUM, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+        from .solver import build_optimizer
+
+        return build_optimizer(cfg, unwrap(self.distiller).get_learnable_parameters())
 
     def adjust_learning_rate(self, epoch):
-        """mdistiller's step schedule: LR * RATE ** (number of stages passed)."""
-        steps = int(np.sum(epoch > np.asarray(self.cfg.SOLVER.LR_DECAY_STAGES)))
-        lr = self.cfg.SOLVER.LR * (self.cfg.SOLVER.LR_DECAY_RATE ** steps)
+        """``SOLVER.SCHEDULER``'s learning rate for ``epoch`` (see :mod:`.solver`)."""
+        from .solver import lr_at
+
+        lr = lr_at(self.cfg, epoch)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         return lr

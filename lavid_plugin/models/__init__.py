@@ -136,16 +136,46 @@ model_dict = {
     "mobilenetv2": MobileNetV2,
     "shufflenetv2": ShuffleNetV2,
 }
+from .vit import clip_b16, vit_b16, vit_tiny  # noqa: E402
+
+#: students built with the run's context (``weights``: DISTILLER.STUDENT_CKPT as their starting point,
+#: ``class_names``, ``image_size``) instead of loading STUDENT_CKPT over a random init
+CONTEXT_MODELS = {"vit_b16": vit_b16, "vit_tiny": vit_tiny, "clip_b16": clip_b16}
+model_dict.update(CONTEXT_MODELS)
+
 #: mdistiller's spellings, and the tables' short names (res18, mv2, ...)
 ALIASES = {"ResNet18": "resnet18", "ResNet34": "resnet34", "ResNet50": "resnet50", "MobileNetV2": "mobilenetv2",
            "ShuffleV2": "shufflenetv2", **STUDENTS}
 
 
-def build_model(name: str, num_classes: int) -> nn.Module:
+def build_model(name: str, num_classes: int, **context) -> nn.Module:
+    """``context`` (``weights``, ``class_names``, ``image_size``) goes to the :data:`CONTEXT_MODELS`;
+    the CNNs take the class count alone."""
     key = ALIASES.get(name, name)
     if key not in model_dict:
         raise LavidError(f"unknown model {name!r}; known: {sorted(model_dict)} (aliases {sorted(ALIASES)})")
+    if key in CONTEXT_MODELS:
+        return model_dict[key](num_classes, **context)
     return model_dict[key](num_classes)
+
+
+def is_context_model(name: str) -> bool:
+    return ALIASES.get(name, name) in CONTEXT_MODELS
+
+
+def build_student(cfg, class_names, *, pretrained: bool = True) -> nn.Module:
+    """The run's student: a CNN from scratch (``DISTILLER.STUDENT_CKPT``, if set, loaded over it), or a
+    transformer from its starting weights (ViT: ImageNet; CLIP: the checkpoint folder, its classifier
+    from the class names). ``pretrained=False``: no ImageNet weights (a trained checkpoint follows)."""
+    name, ckpt = cfg.DISTILLER.STUDENT, cfg.DISTILLER.STUDENT_CKPT
+    if is_context_model(name):
+        weights = ckpt if pretrained or ALIASES.get(name, name) == "clip_b16" else False
+        return build_model(name, len(class_names), weights=weights, class_names=list(class_names),
+                           image_size=int(cfg.DATASET.IMAGE_SIZE))
+    student = build_model(name, len(class_names))
+    if ckpt and pretrained:
+        load_weights(student, ckpt, "student")
+    return student
 
 
 def load_weights(model: nn.Module, path: str | Path, what: str = "model") -> nn.Module:

@@ -80,7 +80,32 @@ def _add_file_commands(ss) -> None:
     s.add_argument("-k", type=int, default=5)
     s.add_argument("--attributes", help="JSON {class: [correct option number per question]}: report how often "
                    "the signature's most probable option is the correct one")
+    s.add_argument("--question", type=int, help="draw one question's option distribution per class instead "
+                   "(the paper's Fig. 2 view; 1-based)")
+    s.add_argument("--show", nargs="+", metavar="CLASS", help="with --question: the classes to draw (default: the first 12)")
     s.set_defaults(func=cmd_inspect)
+
+    b = ss.add_parser("embed", help="a class-name embedding as a LaViD target (Table 5): MiniLM, BERT or an encoder")
+    b.add_argument("--model", default="minilm", help="minilm (all-MiniLM-L6-v2, mean-pooled, normalised), bert "
+                   "(bert-base-uncased, [CLS] as the authors' code), or an encoder folder / cached hub id")
+    src = b.add_mutually_exclusive_group(required=True)
+    src.add_argument("--classes", help="class list (JSON list or one name per line)")
+    src.add_argument("--cfg", help="a training config whose dataset's (teacher) class names to embed")
+    b.add_argument("--pooling", choices=["cls", "mean"], help="override the model's pooling")
+    b.add_argument("--no-normalize", action="store_true", help="keep the raw vectors (bert's default)")
+    b.add_argument("--device", default="cpu")
+    b.add_argument("-o", "--output", required=True)
+    b.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE", help="config overrides (with --cfg)")
+    b.set_defaults(func=cmd_embed)
+
+    r = ss.add_parser("prune", help="drop the lowest-entropy questions of a signature (Fig. 4)")
+    r.add_argument("signature")
+    r.add_argument("--drop-lowest-entropy", type=int, required=True, metavar="N")
+    r.add_argument("--entropy", choices=["marginal", "mean"], default="marginal",
+                   help="marginal: of the class-averaged answer distribution (uninformative questions); "
+                        "mean: of each class's own answers (confident questions)")
+    r.add_argument("-o", "--output", required=True)
+    r.set_defaults(func=cmd_prune)
 
 
 def _add_extract(ss) -> None:
@@ -259,8 +284,47 @@ def cmd_inspect(args) -> int:
 
         hits, total = attribute_agreement(sig, read_attributes(args.attributes, sig))
         print(f"agreement with {args.attributes}: {hits}/{total} class x question pairs")
-    png = heatmap_png(sig, args.png or Path(args.signature).with_suffix(".png"))
+    if args.question:
+        from .inspect import question_png
+
+        png = question_png(sig, args.question, args.png or Path(args.signature).with_name(
+            f"{Path(args.signature).stem}_q{args.question}.png"), classes=args.show)
+    else:
+        png = heatmap_png(sig, args.png or Path(args.signature).with_suffix(".png"))
     print(f"heatmap: {png}")
+    return 0
+
+
+def cmd_embed(args) -> int:
+    from .answerers import check_output_path
+    from .class_embed import class_name_signature
+    from .signature import read_class_names
+
+    check_output_path(args.output)
+    if args.classes:
+        names = read_class_names(args.classes)
+    else:
+        from ..config import load_cfg
+        from ..data import build_splits
+
+        splits = build_splits(load_cfg(args.cfg, args.opts))
+        names = list(getattr(splits, "signature_classes", None) or splits.classes)
+    sig = class_name_signature(names, args.model, pooling=args.pooling,
+                               normalize=False if args.no_normalize else None, device=args.device)
+    sig.save(args.output)
+    print(f"wrote {args.output}: K={sig.num_classes} dim={sig.dim} ({args.model}, {sig.provenance['pooling']} pooling)")
+    return 0
+
+
+def cmd_prune(args) -> int:
+    from .answerers import check_output_path
+    from .class_embed import drop_lowest_entropy
+    from .signature import LLMSignature
+
+    check_output_path(args.output)
+    sig = drop_lowest_entropy(LLMSignature.load(args.signature), args.drop_lowest_entropy, entropy=args.entropy)
+    sig.save(args.output)
+    print(f"wrote {args.output}: Q={sig.num_questions} (dropped questions {sig.provenance['dropped_questions']})")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -111,3 +112,45 @@ def attribute_agreement(sig: LLMSignature, attributes: dict[str, list[int]]) -> 
         for q in range(sig.num_questions):
             hits += int(sig.targets[k, sig.question_slice(q)].argmax()) + 1 == attributes[n][q]
     return hits, sig.num_classes * sig.num_questions
+
+
+def question_png(sig: LLMSignature, question: int, path: str | Path, classes: Sequence[str] | None = None,
+                 max_classes: int = 12) -> Path:
+    """One question's option distribution for chosen classes (the paper's Fig. 2 view): a heatmap,
+    rows = classes, columns = options, each cell the probability. ``question`` is 1-based."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..errors import LavidError
+    from ..utils import atomic_path
+
+    if sig.provenance.get("kind") in ("embedding", "word_embedding"):
+        raise LavidError("an embedding signature has no questions to draw")
+    if not 1 <= question <= sig.num_questions:
+        raise LavidError(f"--question must be in 1..{sig.num_questions}, got {question}")
+    names = list(classes) if classes else sig.class_names[:max_classes]
+    unknown = [n for n in names if n not in sig.class_names]
+    if unknown:
+        raise LavidError(f"class(es) {unknown} are not in the signature")
+    rows = torch.stack([sig.targets[sig.class_names.index(n), sig.question_slice(question - 1)] for n in names])
+    q = sig.questions[question - 1] if sig.questions else None
+    options = list(q.options) if q else [str(i + 1) for i in range(rows.shape[1])]
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(options), 1.0 + 0.35 * len(names)))
+    im = ax.imshow(rows.numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for i in range(rows.shape[0]):
+        for j in range(rows.shape[1]):
+            ax.text(j, i, f"{float(rows[i, j]):.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if rows[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(options)), [o if len(o) < 18 else o[:16] + "…" for o in options], rotation=30,
+                  ha="right", fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_title((f"Q{question}: {q.text}" if q else f"question {question}")[:90], fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    path = Path(path).with_suffix(".png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path

@@ -45,7 +45,7 @@ def import_reference_json(path: str | Path, *, questions: Sequence[Question] | N
     first = data[names[0]]
     kind = "llm_answers"
     if isinstance(first, list) and first and all(isinstance(x, (int, float)) for x in first):
-        kind = "word_embedding"
+        kind = "embedding"  # a class-name embedding, as `lavid signature embed` writes
         counts = [len(first)]
         rows = [_vector(data[n], len(first), path, n) for n in names]
     else:

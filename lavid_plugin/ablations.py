@@ -1,0 +1,101 @@
+"""The paper's ablations as data: one base LaViD cell (CUB, ResNet-18) and one axis of config overrides each.
+
+    python scripts/reproduce.py --ablation lambda --seeds 3 [--dry-run]
+    lavid report output --ablation lambda --out reports/lambda        # .md, .csv and .png
+
+Each point runs ``tools/train.py`` on the base cell's config with the point's overrides, named
+``<student>_<ablation><value>_seed<k>`` and tagged ``ablation-<name>,<dataset>,<student>,<value>``
+(``EXPERIMENT.TAG``), which is how ``lavid report --ablation`` finds it. Points that read a
+signature other than the dataset's default expect it under ``./signatures/<dataset>/``; the pruned
+ones (Fig. 4) are written first with ``lavid signature prune`` when missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LavidError
+from .tables import SIGNATURE_FILES, SIGNATURE_NAME, Cell
+
+BASE = Cell("ablation", "cub", "res18", "lavid")
+TAG_PREFIX = "ablation-"
+#: Fig. 5's teacher LLMs (signature ``<name>_chat_50-5.safetensors``); signatures of that pattern found
+#: under ./signatures/<dataset>/ join the list
+TEACHER_LLMS = ("qwen2.5-7b", "llama3.1-8b", "qwen2.5-72b", "llama3-70b")
+#: Table 6's question generators: the authors' question files (chat = GPT-4o, gemini, chato3 = o3)
+GENERATORS = ("chat_50-5", "gemini_70-5", "chato3_50")
+
+
+def _signature(name: str) -> str:
+    return f"./signatures/{BASE.dataset}/{name}"
+
+
+@dataclass(frozen=True)
+class Ablation:
+    key: str
+    title: str
+    axis: str
+    values: tuple
+    plot: str  # "line" (numeric axis, error bars) or "bar" (one bar per value)
+
+    def overrides(self, value) -> list[str]:
+        v = str(value)
+        if self.key == "lambda":
+            return ["LAVID.LOSS.LAVID_WEIGHT", v]
+        sig = {"questions": f"qwen2.5-7b_chat_{v}-5.safetensors",
+               "options": f"qwen2.5-7b_chat_50-{v}.safetensors",
+               "teachers": f"{v}_chat_50-5.safetensors",
+               "generators": f"qwen2.5-7b_{v}.safetensors",
+               "embedding": SIGNATURE_FILES.get(f"emb_{v}", SIGNATURE_NAME),
+               "entropy": SIGNATURE_NAME if v == "0" else f"{Path(SIGNATURE_NAME).stem}_drop{v}.safetensors"}[self.key]
+        return ["LAVID.SIGNATURE", _signature(sig)]
+
+    def tag(self, value) -> str:
+        return f"{TAG_PREFIX}{self.key},{BASE.folder},{BASE.student},{value}"
+
+    def name(self, value, seed: int) -> str:
+        return f"{BASE.student}_{self.key}{value}_seed{seed}"
+
+    def prepare(self, value, root: Path):
+        """A command that writes what the point reads, when missing (Fig. 4's pruned signatures), else None."""
+        if self.key != "entropy" or str(value) == "0":
+            return None
+        out = self.overrides(value)[1]
+        if (root / out).is_file():
+            return None
+        return ["lavid", "signature", "prune", _signature(SIGNATURE_NAME), "--drop-lowest-entropy", str(value),
+                "-o", out]
+
+
+ABLATIONS = {
+    "lambda": Ablation("lambda", "LaViD weight lambda (Fig. A / Table A)", "lambda", tuple(range(10, 101, 10)), "line"),
+    "questions": Ablation("questions", "number of questions Q, M = 5 (Fig. 6)", "questions Q", (20, 30, 40, 50, 70, 80),
+                          "line"),
+    "options": Ablation("options", "number of options M, Q = 50 (Fig. 7)", "options M", (2, 3, 4, 5, 6, 7, 9), "line"),
+    "teachers": Ablation("teachers", "teacher LLM (Fig. 5)", "teacher LLM", TEACHER_LLMS, "bar"),
+    "generators": Ablation("generators", "question generator (Table 6)", "question file", GENERATORS, "bar"),
+    "embedding": Ablation("embedding", "LLM answers vs class-name embeddings (Table 5)", "target",
+                          ("mcq", "minilm", "bert"), "bar"),
+    "entropy": Ablation("entropy", "removing the lowest-entropy questions (Fig. 4)", "questions dropped",
+                        (0, 5, 10, 15, 20, 25), "line"),
+}
+
+
+def get(name: str, root: Path | None = None) -> Ablation:
+    if name not in ABLATIONS:
+        raise LavidError(f"--ablation must be one of {list(ABLATIONS)}, got {name!r}")
+    ab = ABLATIONS[name]
+    if name == "teachers" and root is not None:  # user-extracted signatures join the list by name
+        found = sorted(p.name[: -len("_chat_50-5.safetensors")]
+                       for p in (root / "signatures" / BASE.dataset).glob("*_chat_50-5.safetensors"))
+        ab = Ablation(ab.key, ab.title, ab.axis, tuple(dict.fromkeys(ab.values + tuple(found))), ab.plot)
+    return ab
+
+
+def point_of(tag: str) -> tuple[str, str] | None:
+    """``(ablation, value)`` of a run's ``EXPERIMENT.TAG``, or None."""
+    parts = str(tag).split(",")
+    if len(parts) != 4 or not parts[0].startswith(TAG_PREFIX):
+        return None
+    return parts[0][len(TAG_PREFIX):], parts[3]

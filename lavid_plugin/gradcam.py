@@ -1,0 +1,179 @@
+"""``lavid gradcam``: Grad-CAM of trained students side by side (the paper's Fig. 3), with the ``grad-cam`` package.
+
+    lavid gradcam --cfg A.yaml --ckpt A/student_best --cfg B.yaml --ckpt B/student_best -o cams.png [--images ...]
+
+Rows are images, columns the input and each model's class-activation map for the image's true class.
+The target layer is chosen per student family: the last residual stage (ResNet), the last feature
+block (MobileNetV2), ``conv5`` (ShuffleNetV2), or the last transformer block's first norm with its
+tokens laid back on the patch grid (ViT, CLIP). Default images: the first test images of
+Waterbirds' "waterbird on land" group (a spurious background: the worst group in the paper), or
+elsewhere one test image per class.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import LavidError
+
+WORST_GROUP = "waterbird on land"
+
+
+def require_gradcam():
+    try:
+        import pytorch_grad_cam  # noqa: F401
+    except ImportError:
+        raise LavidError("lavid gradcam needs the grad-cam package: pip install 'lavid-plugin[viz]'") from None
+
+
+class _Logits(nn.Module):
+    """The student's logits. A plugin ResNet runs its stages as modules here (its own forward calls the
+    last block as a function, to read the pre-activation, and module hooks would not see it)."""
+
+    def __init__(self, student):
+        super().__init__()
+        self.student = student
+
+    def forward(self, x):
+        from .models import ResNet
+
+        s = self.student
+        if isinstance(s, ResNet):
+            x = s.layer4(s.layer3(s.layer2(s.layer1(s.maxpool(s.relu(s.bn1(s.conv1(x))))))))
+            return s.fc(torch.flatten(s.avgpool(x), 1))
+        return s(x)[0]
+
+
+def target_layer(student):
+    """``(layer, reshape_transform)`` for Grad-CAM on this student."""
+    if hasattr(student, "cam_layer"):  # ViT / CLIP: tokens [B, 1 + g*g, C] -> [B, C, g, g]
+        def tokens_to_grid(t):
+            n = t.shape[1] - 1
+            g = int(round(n ** 0.5))
+            return t[:, 1:1 + g * g].reshape(t.shape[0], g, g, t.shape[2]).permute(0, 3, 1, 2)
+
+        return student.cam_layer(), tokens_to_grid
+    for attr in ("layer4", "features", "conv5"):
+        if hasattr(student, attr):
+            return getattr(student, attr)[-1], None
+    raise LavidError(f"no Grad-CAM target layer known for {type(student).__name__}")
+
+
+def cams(student, images: torch.Tensor, targets: Sequence[int]) -> np.ndarray:
+    """``[N, H, W]`` maps in [0, 1] at the input's size, for class ``targets[i]`` of image ``i``."""
+    require_gradcam()
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    layer, reshape = target_layer(student)
+    model = _Logits(student).eval()
+    with GradCAM(model=model, target_layers=[layer], reshape_transform=reshape) as cam:
+        out = cam(input_tensor=images, targets=[ClassifierOutputTarget(int(t)) for t in targets])
+    return np.clip(out, 0.0, 1.0)
+
+
+def default_images(splits, n: int) -> list[int]:
+    """Indices into the test split: Waterbirds' worst group, else one image per class."""
+    test = splits.val
+    groups = getattr(test, "groups", None)
+    if groups is not None and splits.group_names and WORST_GROUP in splits.group_names:
+        g = splits.group_names.index(WORST_GROUP)
+        return [i for i, x in enumerate(groups) if x == g][:n]
+    seen, out = set(), []
+    for i, t in enumerate(test.targets):
+        if t not in seen:
+            seen.add(t)
+            out.append(i)
+    return out[:n]
+
+
+def load_student(cfg_path: str, ckpt: str, opts: Sequence[str]):
+    from .config import load_cfg
+    from .data import build_splits
+    from .models import build_student, load_weights
+
+    cfg = load_cfg(cfg_path, list(opts))
+    splits = build_splits(cfg)
+    student = load_weights(build_student(cfg, splits.classes, pretrained=False), ckpt, "student")
+    return cfg, splits, student.eval()
+
+
+def grid_png(path, inputs: np.ndarray, maps: list[np.ndarray], labels: Sequence[str], titles: Sequence[str]) -> Path:
+    """Rows = images; columns = the input, then each model's CAM over it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    from .utils import atomic_path
+
+    n, cols = len(inputs), 1 + len(maps)
+    fig, axes = plt.subplots(n, cols, figsize=(2.2 * cols, 2.2 * n), squeeze=False)
+    for i in range(n):
+        axes[i][0].imshow(inputs[i])
+        axes[i][0].set_ylabel(titles[i], fontsize=7)
+        for j, m in enumerate(maps, start=1):
+            axes[i][j].imshow(show_cam_on_image(inputs[i], m[i], use_rgb=True))
+        for j in range(cols):
+            axes[i][j].set_xticks([])
+            axes[i][j].set_yticks([])
+            if i == 0:
+                axes[i][j].set_title(["input", *labels][j], fontsize=8)
+    fig.tight_layout()
+    path = Path(path).with_suffix(".png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
+    return path
+
+
+def run(args) -> int:
+    from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, test_transform
+
+    require_gradcam()
+    if not args.cfg or len(args.cfg) != len(args.ckpt):
+        raise LavidError("give one --ckpt per --cfg (at least one pair)")
+    models = [load_student(c, k, args.opts) for c, k in zip(args.cfg, args.ckpt)]
+    cfg, splits, _ = models[0]
+    test = splits.val
+    paths = [p for p, _ in test.samples]
+    if args.images:
+        where = {str(Path(p).resolve()): i for i, p in enumerate(paths)}
+        missing = [p for p in args.images if str(Path(p).resolve()) not in where]
+        if missing:
+            raise LavidError(f"image(s) {missing} are not in the test split of {args.cfg[0]}: their true class is unknown")
+        idx = [where[str(Path(p).resolve())] for p in args.images]
+    else:
+        idx = default_images(splits, args.num)
+    tf = test_transform(int(cfg.DATASET.IMAGE_SIZE))
+    x = torch.stack([tf(test.load(i)) for i in idx])
+    targets = [test.targets[i] for i in idx]
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    shown = (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy().astype(np.float32)
+    maps = [cams(student, x, targets) for _, _, student in models]
+    labels = args.label or [Path(c).stem if not m[0].EXPERIMENT.NAME else m[0].EXPERIMENT.NAME
+                            for c, m in zip(args.cfg, models)]
+    titles = [f"{Path(paths[i]).name[:22]}\n{splits.classes[t]}" for i, t in zip(idx, targets)]
+    out = grid_png(args.output, shown, maps, labels, titles)
+    print(f"wrote {out}: {len(idx)} images x {len(models)} models")
+    return 0
+
+
+def add_parser(sub) -> None:
+    g = sub.add_parser("gradcam", help="Grad-CAM of trained students side by side (Fig. 3)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=__doc__.split("\n\n")[0])
+    g.add_argument("--cfg", action="append", required=True, help="a model's training config (repeat per model)")
+    g.add_argument("--ckpt", action="append", required=True, help="its student checkpoint (student_best, ...)")
+    g.add_argument("--label", action="append", help="its column title (default: EXPERIMENT.NAME)")
+    g.add_argument("--images", nargs="+", help="test images (default: Waterbirds' worst group, else one per class)")
+    g.add_argument("-n", "--num", type=int, default=4, help="how many default images")
+    g.add_argument("-o", "--output", default="gradcam.png")
+    g.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE", help="config overrides for every --cfg")
+    g.set_defaults(func=run)

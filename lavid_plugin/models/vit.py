@@ -1,0 +1,145 @@
+"""Transformer students (Table 2): torchvision's ViT-B/16 from ImageNet weights, and CLIP ViT-B/16's image
+tower with a classifier initialised from CLIP's text embeddings of the class names.
+
+Both return mdistiller's ``(logits, feats)`` with ``feats["pooled_feat"]`` (ViT: the class token
+after the final norm, 768; CLIP: the projected image embedding, 512, as the authors' LaViD head
+reads ``encode_image``), so every distiller, LaViD included, works on them. Neither is ever
+randomly initialised without being asked: a missing weight file is an error that names it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import LavidError
+
+#: Wortsman et al.'s zero-shot prompt (the authors' code: "A photo of a {}", without the period)
+CLIP_PROMPT = "a photo of a {class}."
+
+
+class ViTStudent(nn.Module):
+    """A torchvision ``VisionTransformer``; ``pooled_feat`` is the class token after the final norm."""
+
+    def __init__(self, net, num_classes: int):
+        super().__init__()
+        self.net = net
+        self.num_features = net.hidden_dim
+        net.heads = nn.Linear(net.hidden_dim, num_classes)
+        self.patch_grid = net.image_size // net.patch_size
+
+    def forward(self, x):
+        n = x.shape[0]
+        x = self.net._process_input(x)
+        x = torch.cat([self.net.class_token.expand(n, -1, -1), x], dim=1)
+        tokens = self.net.encoder(x)
+        pooled = tokens[:, 0]
+        return self.net.heads(pooled), {"pooled_feat": pooled, "feats": [tokens], "preact_feats": [tokens]}
+
+    def cam_layer(self):
+        """Grad-CAM's layer: the last block's first norm (its tokens), reshaped to the patch grid."""
+        return self.net.encoder.layers[-1].ln_1
+
+
+def _hub_file(weights_enum) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights_enum.url).name
+
+
+def vit_b16(num_classes: int, *, weights=None, image_size: int = 224, **_):
+    """ViT-B/16. ``weights``: a state-dict file of torchvision's ``vit_b_16`` (ImageNet, 1000 classes;
+    its head is replaced), "" for torchvision's IMAGENET1K_V1 file in the torch hub cache, or False
+    for no pretrained weights (only where a trained checkpoint is loaded next, e.g. evaluation)."""
+    from torchvision.models import ViT_B_16_Weights, vit_b_16
+    from torchvision.models.vision_transformer import interpolate_embeddings
+
+    net = vit_b_16(weights=None, image_size=image_size)
+    if weights is not False:
+        path = Path(weights) if weights else _hub_file(ViT_B_16_Weights.IMAGENET1K_V1)
+        if not path.is_file():
+            raise LavidError(f"ViT-B/16 starts from ImageNet weights, and {path} does not exist: set "
+                             f"DISTILLER.STUDENT_CKPT to torchvision's vit_b_16 weight file, or put "
+                             f"{ViT_B_16_Weights.IMAGENET1K_V1.url} at {_hub_file(ViT_B_16_Weights.IMAGENET1K_V1)}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("model", state) if isinstance(state, dict) else state
+        if image_size != 224:
+            state = interpolate_embeddings(image_size, 16, state)
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if [k for k in missing if not k.startswith("heads")] or unexpected:
+            raise LavidError(f"{path}: not torchvision vit_b_16 weights (missing {missing[:3]}, unexpected "
+                             f"{unexpected[:3]})")
+    return ViTStudent(net, num_classes)
+
+
+def vit_tiny(num_classes: int, *, image_size: int = 64, **_):
+    """A 2-layer ViT with 32-px patches, from scratch: for tests and the demo data, not the paper."""
+    from torchvision.models import VisionTransformer
+
+    net = VisionTransformer(image_size=image_size, patch_size=32, num_layers=2, num_heads=2, hidden_dim=64,
+                            mlp_dim=128)
+    return ViTStudent(net, num_classes)
+
+
+class CLIPStudent(nn.Module):
+    """CLIP's image tower + projection; the classifier's rows are the normalised text embeddings of
+    ``prompt`` for each class, scaled by CLIP's ``logit_scale.exp()``, applied to the normalised image
+    embedding: on the first step its logits are CLIP's zero-shot image-text logits. The classifier is
+    trained (its initialisation is the text embeddings, Wortsman et al.)."""
+
+    def __init__(self, vision, projection, text_weights: torch.Tensor, logit_scale: float, image_size: int):
+        super().__init__()
+        self.vision, self.projection = vision, projection
+        self.num_features = projection.out_features
+        self.classifier = nn.Linear(self.num_features, text_weights.shape[0], bias=True)
+        with torch.no_grad():
+            self.classifier.weight.copy_(F.normalize(text_weights, dim=-1) * logit_scale)
+            self.classifier.bias.zero_()
+        self.image_size = image_size
+
+    def forward(self, x):
+        out = self.vision(pixel_values=x, interpolate_pos_encoding=x.shape[-1] != self.image_size)
+        emb = self.projection(out.pooler_output)
+        logits = self.classifier(F.normalize(emb, dim=-1))
+        return logits, {"pooled_feat": emb, "feats": [out.last_hidden_state], "preact_feats": [out.last_hidden_state]}
+
+    def cam_layer(self):
+        return self.vision.encoder.layers[-1].layer_norm1
+
+
+def load_clip(source: str):
+    """``(CLIPModel, tokenizer)`` from a local folder (or a hub id already in the cache; nothing downloads)."""
+    from transformers import AutoTokenizer, CLIPModel
+
+    if not source:
+        raise LavidError("the CLIP student needs DISTILLER.STUDENT_CKPT: a CLIP checkpoint folder "
+                         "(e.g. a download of openai/clip-vit-base-patch16)")
+    local = Path(source).expanduser().is_dir()
+    try:
+        kw = {} if local else {"local_files_only": True}
+        return CLIPModel.from_pretrained(source, **kw).eval(), AutoTokenizer.from_pretrained(source, **kw)
+    except (OSError, ValueError) as e:
+        raise LavidError(f"cannot load CLIP from {source!r} (DISTILLER.STUDENT_CKPT): not a CLIP checkpoint folder "
+                         f"nor a cached hub model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+
+@torch.no_grad()
+def clip_text_weights(model, tokenizer, class_names: Sequence[str], prompt: str = CLIP_PROMPT) -> torch.Tensor:
+    texts = [prompt.replace("{class}", name) for name in class_names]
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    return model.get_text_features(**enc)
+
+
+def clip_b16(num_classes: int, *, weights=None, class_names: Sequence[str] | None = None, prompt: str = CLIP_PROMPT,
+             **_):
+    """CLIP ViT-B/16's image tower (``weights``: the CLIP checkpoint folder) with a text-initialised head."""
+    model, tokenizer = load_clip(weights or "")
+    if class_names is None or len(class_names) != num_classes:
+        raise LavidError("the CLIP student initialises its classifier from the class names; none were given")
+    text = clip_text_weights(model, tokenizer, class_names, prompt)
+    if not isinstance(text, torch.Tensor):  # transformers versions that return an output object
+        text = text.pooler_output
+    size = int(model.config.vision_config.image_size)
+    return CLIPStudent(model.vision_model, model.visual_projection, text, float(model.logit_scale.detach().exp()), size)
