@@ -21,6 +21,13 @@ def make(kind, base="NONE", ls=False, signature=None):
 
     class Ctx:  # the build context's part a distiller sees: its precomputed teacher, aligned
         def load_teacher(self, spec):
+            if spec.per == "sample":  # a per-image bank (MaKD, FitNet / CRD on MLLM features): 6 training images
+                from lavid_plugin.image_teacher import SampleBank
+
+                g = torch.Generator().manual_seed(1)
+                return LoadedTeacher(SampleBank([f"img{i}.jpg" for i in range(6)],
+                                                {"p_yes": torch.rand(6, 5, generator=g),
+                                                 "last-12": torch.randn(6, 16, generator=g).half()}))
             assert spec.per == "class" and spec.key == "LAVID.SIGNATURE"
             return LoadedTeacher(sig)
 
@@ -44,6 +51,8 @@ def test_every_distiller_trains_like_mdistiller(kind):
     kwargs, y = batch(type(d).views_for(cfg))
     before = {k: v.clone() for k, v in d.student.state_dict().items()}
     head_before = d.head.weight.clone() if kind == "LAVID" else None
+    if type(d).precomputed_teacher(cfg) is not None and type(d).precomputed_teacher(cfg).per == "sample":
+        kwargs["index"] = torch.arange(6)  # the batch's sample indices (the bridge's `sample` trainer)
     preds, losses = d(target=y, epoch=1, **kwargs)  # mdistiller: distiller(image=..., target=..., epoch=...)
     loss = sum(v.mean() for v in losses.values())
     assert torch.isfinite(loss) and preds.shape == (6, K)
