@@ -3,7 +3,8 @@
     python scripts/reproduce.py --ablation lambda --seeds 3 [--dry-run]
     lavid report output --ablation lambda --out reports/lambda        # .md, .csv and .png
 
-Each point runs ``tools/train.py`` on the base cell's config with the point's overrides, named
+Each point runs ``tools/train.py`` on the base cell's config (``--base`` another LaViD config) with
+the point's overrides, named
 ``<student>_<ablation><value>_seed<k>`` and tagged ``ablation-<name>,<dataset>,<student>,<value>``
 (``EXPERIMENT.TAG``), which is how ``lavid report --ablation`` finds it. Points that read a
 signature other than the dataset's default expect it under ``./signatures/<dataset>/``; the pruned
@@ -27,8 +28,8 @@ TEACHER_LLMS = ("qwen2.5-7b", "llama3.1-8b", "qwen2.5-72b", "llama3-70b")
 GENERATORS = ("chat_50-5", "gemini_70-5", "chato3_50")
 
 
-def _signature(name: str) -> str:
-    return f"./signatures/{BASE.dataset}/{name}"
+def _signature(name: str, folder: str = BASE.folder) -> str:
+    return f"./signatures/{folder}/{name}"
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class Ablation:
     values: tuple
     plot: str  # "line" (numeric axis, error bars) or "bar" (one bar per value)
 
-    def overrides(self, value) -> list[str]:
+    def overrides(self, value, folder: str = BASE.folder) -> list[str]:
+        """Config overrides of one point; ``folder``: the base config's dataset (where its signatures lie)."""
         v = str(value)
         if self.key == "lambda":
             return ["LAVID.LOSS.LAVID_WEIGHT", v]
@@ -49,22 +51,22 @@ class Ablation:
                "generators": f"qwen2.5-7b_{v}.safetensors",
                "embedding": SIGNATURE_FILES.get(f"emb_{v}", SIGNATURE_NAME),
                "entropy": SIGNATURE_NAME if v == "0" else f"{Path(SIGNATURE_NAME).stem}_drop{v}.safetensors"}[self.key]
-        return ["LAVID.SIGNATURE", _signature(sig)]
+        return ["LAVID.SIGNATURE", _signature(sig, folder)]
 
-    def tag(self, value) -> str:
-        return f"{TAG_PREFIX}{self.key},{BASE.folder},{BASE.student},{value}"
+    def tag(self, value, folder: str = BASE.folder, student: str = BASE.student) -> str:
+        return f"{TAG_PREFIX}{self.key},{folder},{student},{value}"
 
-    def name(self, value, seed: int) -> str:
-        return f"{BASE.student}_{self.key}{value}_seed{seed}"
+    def name(self, value, seed: int, student: str = BASE.student) -> str:
+        return f"{student}_{self.key}{value}_seed{seed}"
 
-    def prepare(self, value, root: Path):
+    def prepare(self, value, root: Path, folder: str = BASE.folder):
         """A command that writes what the point reads, when missing (Fig. 4's pruned signatures), else None."""
         if self.key != "entropy" or str(value) == "0":
             return None
-        out = self.overrides(value)[1]
+        out = self.overrides(value, folder)[1]
         if (root / out).is_file():
             return None
-        return ["lavid", "signature", "prune", _signature(SIGNATURE_NAME), "--drop-lowest-entropy", str(value),
+        return ["lavid", "signature", "prune", _signature(SIGNATURE_NAME, folder), "--drop-lowest-entropy", str(value),
                 "-o", out]
 
 
@@ -93,9 +95,9 @@ def get(name: str, root: Path | None = None) -> Ablation:
     return ab
 
 
-def point_of(tag: str) -> tuple[str, str] | None:
-    """``(ablation, value)`` of a run's ``EXPERIMENT.TAG``, or None."""
+def point_of(tag: str) -> tuple[str, str, str, str] | None:
+    """``(ablation, value, dataset folder, student)`` of a run's ``EXPERIMENT.TAG``, or None."""
     parts = str(tag).split(",")
     if len(parts) != 4 or not parts[0].startswith(TAG_PREFIX):
         return None
-    return parts[0][len(TAG_PREFIX):], parts[3]
+    return parts[0][len(TAG_PREFIX):], parts[3], parts[1], parts[2]

@@ -278,7 +278,8 @@ def report_ablation(paths, name: str, out: str | None = None, allow_unfinished: 
         atomic_write_text(Path(out).with_suffix(".md"), text)
         atomic_write_text(Path(out).with_suffix(".csv"), buf.getvalue())
         kind = ab.plot if all(_is_number(v) for v in order) else "bar"
-        ablation_png(Path(out).with_suffix(".png"), f"{ab.title} (CUB, ResNet-18)", ab.axis, order,
+        where = sorted({ablations.point_of(r.tag)[2:] for r in runs})
+        ablation_png(Path(out).with_suffix(".png"), f"{ab.title}: " + "; ".join(f"{d}, {s}" for d, s in where), ab.axis, order,
                      [m for m, _ in stats], [s for _, s in stats], kind, size)
     return text
 

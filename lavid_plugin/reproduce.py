@@ -87,22 +87,29 @@ def ablation_commands(args):
     from .config import load_cfg
 
     ab = ablations.get(args.ablation, ROOT)
-    path = ROOT / "configs" / "lavid" / ablations.BASE.path
-    cfg = load_cfg(str(path))
+    path = Path(args.base).resolve() if args.base else ROOT / "configs" / "lavid" / ablations.BASE.path
+    if not path.is_file():
+        raise LavidError(f"--base {path}: no such config")
+    cfg = load_cfg(str(path), args.opts)
+    if cfg.DISTILLER.TYPE != "LAVID":
+        raise LavidError(f"--base {path}: an ablation varies a LaViD run; its DISTILLER.TYPE is {cfg.DISTILLER.TYPE}")
+    folder = tables.folder_of(cfg.DATASET.TYPE, cfg.DATASET.GROUP)
+    student = next((k for k, v in tables.STUDENTS.items() if v == cfg.DISTILLER.STUDENT), cfg.DISTILLER.STUDENT)
     prefix = Path(args.prefix)
     for value in ab.values:
-        step = ab.prepare(value, ROOT)
-        over = ab.overrides(value)
+        step = ab.prepare(value, ROOT, folder)
+        over = ab.overrides(value, folder)
         if step:
             yield "stage1b", [sys.executable, "-m", "lavid_plugin.cli", *step[1:]]
         elif args.ablation == "embedding" and value != "mcq" and not (ROOT / over[1]).is_file():
-            yield "stage1b", embed_command(f"emb_{value}", ["--cfg", str(path.relative_to(ROOT))], over[1])
+            yield "stage1b", embed_command(f"emb_{value}", ["--cfg", str(path)], over[1])
         for seed in range(args.seeds):
-            name = ab.name(value, seed)
-            opts = over + ["EXPERIMENT.SEED", str(seed), "EXPERIMENT.NAME", name, "EXPERIMENT.TAG", ab.tag(value),
-                           "LOG.PREFIX", str(prefix)]
+            name = ab.name(value, seed, student)
+            opts = over + ["EXPERIMENT.SEED", str(seed), "EXPERIMENT.NAME", name, "EXPERIMENT.TAG",
+                           ab.tag(value, folder, student), "LOG.PREFIX", str(prefix), *(args.opts or [])]
             state = run_state(prefix / cfg.EXPERIMENT.PROJECT / name, cfg.SOLVER.EPOCHS)
-            cmd = [sys.executable, str(ROOT / "tools" / "train.py"), "--cfg", str(path.relative_to(ROOT))]
+            rel = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+            cmd = [sys.executable, str(ROOT / "tools" / "train.py"), "--cfg", rel]
             yield state, cmd + (["--resume"] if state == "partial" else []) + opts
 
 
@@ -144,6 +151,8 @@ def main(argv=None) -> int:
     p.add_argument("--students", nargs="+", choices=[s for s in tables.STUDENTS if s != tables.TEACHER_STUDENT])
     p.add_argument("--methods", nargs="+")
     p.add_argument("--prefix", default="./output", help="LOG.PREFIX of every run")
+    p.add_argument("--base", help="--ablation: the LaViD config to vary (default configs/lavid/cub/res18.yaml)")
+    p.add_argument("--opts", nargs="+", metavar="KEY VALUE", help="--ablation: overrides for every run")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = p.parse_args(argv)
     try:

@@ -376,3 +376,16 @@ def test_vllm_on_a_gpu_agrees_with_hf_within_bf16(tiny_lm, tmp_path):
     hf = AnswerExtractor(model.cuda().bfloat16(), tok, model_id="tiny").extract(qs, names, progress=False)
     sig = VLLMAnswerer(str(tmp_path / "lm"), gpu_memory_utilization=0.3).extract(qs, names, progress=False)
     assert torch.allclose(sig.targets, hf.targets, atol=2e-2)
+
+
+def test_signature_provenance_keeps_its_key_order_so_files_stay_byte_identical(tiny_lm, tmp_path):
+    """The provenance's key order is part of the file's bytes: an extraction that did not change writes
+    the same file as before (the order the extractor always used)."""
+    from lavid_plugin.signature.answerers import build_signature
+    from lavid_plugin.signature.extract import AnswerExtractor
+
+    model, tok, qs, names = tiny_lm
+    sig = build_signature(AnswerExtractor(model, tok, model_id="tiny"), qs[:2], names[:2], question_source="q.txt")
+    assert list(sig.provenance) == ["source", "answer_backend", "answering_model", "model_fingerprint",
+                                    "question_source", "prompt_template", "chat_template", "label_kind",
+                                    "label_token_ids", "placeholders", "temperature", "dtype", "library_versions"]

@@ -78,14 +78,21 @@ def build_signature(answerer, questions: Sequence[Question], class_names: Sequen
     return LLMSignature.from_option_logits(class_names, logits, questions, temperature=temperature, provenance=prov)
 
 
+#: the key order signature files have always been written with (an unchanged extraction writes the same bytes)
+PROVENANCE_ORDER = ("source", "answer_backend", "answering_model", "model_fingerprint", "question_source",
+                    "prompt_template", "chat_template", "label_kind", "label_token_ids", "placeholders", "temperature",
+                    "dtype")
+
+
 def signature_provenance(answerer, temperature: float, question_source: str | None,
                          question_provenance: dict | None = None) -> dict:
     """The backend's own provenance plus what every signature records."""
     prov = {**answerer.provenance(), "question_source": question_source, "temperature": temperature,
-            "placeholders": answerer.instantiator.table, "library_versions": library_versions()}
+            "placeholders": answerer.instantiator.table}
     if question_provenance:
         prov["question_provenance"] = question_provenance
-    return prov
+    ordered = {k: prov.pop(k) for k in PROVENANCE_ORDER if k in prov}
+    return {**ordered, **prov, "library_versions": library_versions()}
 
 
 def check_model_source(name: str, *, trust_remote_code: bool = False) -> None:
