@@ -75,11 +75,18 @@ def test_ablation_report_writes_markdown_csv_and_a_plot_of_the_requested_size(tm
 def tiny_students():
     from lavid_plugin.models import build_model
 
+    from lavid_plugin.models.tiny_clip import build_tiny_clip
+    from lavid_plugin.models.vit import CLIPStudent, clip_text_weights
+
     torch.manual_seed(0)
-    return {"cnn": build_model("resnet18", 4).eval(), "vit": build_model("vit_tiny", 4, image_size=64).eval()}
+    clip, tok = build_tiny_clip(["w x y z"], image_size=64)
+    text = clip_text_weights(clip, tok, list("wxyz"))
+    return {"cnn": build_model("resnet18", 4).eval(), "vit": build_model("vit_tiny", 4, image_size=64).eval(),
+            "mv2": build_model("mobilenetv2", 4).eval(), "shuv2": build_model("shufflenetv2", 4).eval(),
+            "clip": CLIPStudent(clip.vision_model, clip.visual_projection, text, 100.0, 64).eval()}
 
 
-@pytest.mark.parametrize("kind", ["cnn", "vit"])
+@pytest.mark.parametrize("kind", ["cnn", "vit", "mv2", "shuv2", "clip"])
 def test_gradcam_maps_have_the_inputs_size_and_lie_in_0_1(tiny_students, kind):
     from lavid_plugin.gradcam import _Logits, cams
 
@@ -120,3 +127,15 @@ def test_gradcam_command_writes_the_side_by_side_grid(tmp_path):
         main(["gradcam", "--ckpt", "x"])
     assert main(["gradcam", "--cfg", cfgs["resnet18"][0], "--ckpt", cfgs["resnet18"][1], "--images",
                  str(tmp_path / "elsewhere.png"), "-o", str(out), "--opts", *opts[:-4]]) == 2
+
+
+def test_default_gradcam_images_are_waterbirds_worst_group():
+    from types import SimpleNamespace
+
+    from lavid_plugin.gradcam import default_images
+
+    names = ["landbird on land", "landbird on water", "waterbird on land", "waterbird on water"]
+    test = SimpleNamespace(groups=[0, 2, 1, 2, 3, 2, 2], targets=[0, 1, 0, 1, 1, 1, 1])
+    assert default_images(SimpleNamespace(val=test, group_names=names), 3) == [1, 3, 5]
+    other = SimpleNamespace(val=SimpleNamespace(targets=[2, 2, 0, 1, 0]), group_names=None)
+    assert default_images(other, 5) == [0, 2, 3]  # one image per class

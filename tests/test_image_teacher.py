@@ -284,3 +284,37 @@ def test_ddp_leaves_banks_and_crd_memory_alone_and_trains_two_processes(cub, ban
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert "world 2" in r.stdout and (tmp_path / "distill" / "ddp" / "latest").is_file()
     assert "leave a last batch of one image per process" in r.stderr  # 6 images, global batch 4, 2 ranks
+
+
+def test_chat_prompts_wrap_the_message_in_the_processors_template(cub, teacher):
+    from lavid_plugin.image_teacher.vlm import CHAT_FEATURE_TEMPLATE
+
+    chat = VLMTeacher(teacher.model, teacher.processor, model_id="tiny-llava", chat=True)
+    # the tiny LLaVA's chat template is LLaVA-1.5's conversation format: the authors' prompt, exactly
+    assert chat.render(CHAT_FEATURE_TEMPLATE, **{"class": "Laysan Albatross"}) == \
+        teacher.render(PAPER_FEATURE_TEMPLATE, **{"class": "Laysan Albatross"})
+    import copy
+
+    bare = copy.copy(teacher.processor)
+    bare.chat_template = None
+    with pytest.raises(LavidError, match="has no chat template"):
+        VLMTeacher(teacher.model, bare, chat=True)
+
+
+def test_a_killed_teacher_command_resumes_from_its_parts(cub, tmp_path):
+    """SIGKILL after the second chunk (LAVID_FAULT), then the same command: the bank equals an uninterrupted run's."""
+    import os
+
+    lavid = [sys.executable, "-m", "lavid_plugin.cli", "teacher"]
+    opts = ["--opts", "DATASET.TYPE", "cub", "DATASET.ROOT", str(cub), "DATASET.NUM_WORKERS", "0"]
+    assert subprocess.run(lavid + ["make-tiny-vlm", str(tmp_path / "vlm"), *opts], capture_output=True).returncode == 0
+    cmd = lavid + ["features", "--cfg", "", "--model", str(tmp_path / "vlm"), "--layers", "-1", "--chunk-size", "2",
+                   "--no-progress", *opts, "-o"]
+    killed = subprocess.run(cmd + [str(tmp_path / "b.safetensors")], env=dict(os.environ, LAVID_FAULT="teacher-chunk:1"),
+                            capture_output=True)
+    assert killed.returncode == -9 and not (tmp_path / "b.safetensors").exists()
+    assert len(list((tmp_path / "b.safetensors.parts").glob("chunk-*.safetensors"))) == 2
+    assert subprocess.run(cmd + [str(tmp_path / "b.safetensors")], capture_output=True).returncode == 0
+    assert subprocess.run(cmd + [str(tmp_path / "whole.safetensors")], capture_output=True).returncode == 0
+    assert SampleBank.load(tmp_path / "b.safetensors").content_hash() == \
+        SampleBank.load(tmp_path / "whole.safetensors").content_hash()

@@ -145,6 +145,13 @@ def test_class_name_embedding_signature_trains_lavid(demo, tmp_path):
     with torch.no_grad():
         want = model(**tok([names[3]], return_tensors="pt")).last_hidden_state[0, 0]
     torch.testing.assert_close(sig.targets[3], want, atol=1e-5, rtol=1e-5)  # the authors' [CLS] vector
+    from lavid_plugin.cli import main
+
+    names_file = tmp_path / "names.json"
+    names_file.write_text(json.dumps(names))
+    assert main(["signature", "embed", "--model", str(folder), "--classes", str(names_file), "--pooling", "cls",
+                 "--no-normalize", "-o", str(tmp_path / "cli.safetensors")]) == 0
+    assert torch.equal(LLMSignature.load(tmp_path / "cli.safetensors").targets, sig.targets)
     sig.save(tmp_path / "emb.safetensors")
     trainer = train(load_cfg(None, _opts(root, "DISTILLER.TYPE", "LAVID", "DISTILLER.TEACHER", "LLMSignature",
                                          "LAVID.SIGNATURE", str(tmp_path / "emb.safetensors"), "SOLVER.EPOCHS", "1",

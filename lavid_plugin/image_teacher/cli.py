@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 from ..errors import LavidError
-from .vlm import PAPER_ASPECT_MODEL, PAPER_ASPECT_TEMPLATE, PAPER_FEATURE_MODEL, PAPER_FEATURE_TEMPLATE, PAPER_LAYERS
+from .vlm import (CHAT_ASPECT_TEMPLATE, CHAT_FEATURE_TEMPLATE, PAPER_ASPECT_MODEL, PAPER_ASPECT_TEMPLATE,
+                  PAPER_FEATURE_MODEL, PAPER_FEATURE_TEMPLATE, PAPER_LAYERS)
 
 
 def _common(p, model_default: str | None, model_help: str) -> None:
@@ -18,6 +19,8 @@ def _common(p, model_default: str | None, model_help: str) -> None:
     p.add_argument("--chunk-size", type=int, default=256, help="images per resumable chunk")
     p.add_argument("--device")
     p.add_argument("--device-map", help="e.g. 'auto' for a model larger than one GPU")
+    p.add_argument("--chat", action="store_true", help="wrap the prompt in the processor's chat template (for chat "
+                   "models such as InternVL); --template is then the user message's text")
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE", help="config overrides, e.g. DATASET.ROOT ./data/cub")
@@ -32,17 +35,17 @@ def add_parser(sub) -> None:
     f.add_argument("--layers", type=int, nargs="+", default=list(PAPER_LAYERS),
                    help=f"hidden-state indices, -1 = the last layer (default: Table B's {list(PAPER_LAYERS)}; "
                         f"Table 1 uses -12)")
-    f.add_argument("--template", default=PAPER_FEATURE_TEMPLATE,
-                   help="prompt; {class} is the image's class name, taken from its label, {image} the image token "
-                        "(default: the authors' %(default)r)")
+    f.add_argument("--template", help="prompt; {class} is the image's class name, taken from its label, {image} the "
+                   f"image token (default: the authors' {PAPER_FEATURE_TEMPLATE!r}; with --chat "
+                   f"{CHAT_FEATURE_TEMPLATE!r})")
     f.set_defaults(func=cmd_features)
 
     a = ss.add_parser("aspects", help="MaKD's targets: P(Yes) per training image and aspect question")
     _common(a, None, f"image-text-to-text model (the paper: {PAPER_ASPECT_MODEL}; transformers' native InternVL "
                      f"classes load its '-hf' conversions, the original repository needs --trust-remote-code)")
     a.add_argument("--questions", required=True, help="aspect questions, one per line (lavid teacher aspect-questions)")
-    a.add_argument("--template", default=PAPER_ASPECT_TEMPLATE,
-                   help="prompt; {question} is the aspect question, {image} the image token (default: %(default)r)")
+    a.add_argument("--template", help="prompt; {question} is the aspect question, {image} the image token "
+                   f"(default: the authors' {PAPER_ASPECT_TEMPLATE!r}; with --chat {CHAT_ASPECT_TEMPLATE!r})")
     a.add_argument("--labels", nargs=2, default=["Yes", "No"], metavar=("YES", "NO"),
                    help="the answer tokens; P(YES) = softmax over their next-token logits (default: Yes No)")
     a.set_defaults(func=cmd_aspects)
@@ -81,7 +84,7 @@ def _teacher(args):
     check_model_source(args.model, trust_remote_code=args.trust_remote_code)
     model, processor = load_vlm(args.model, device=args.device, device_map=args.device_map,
                                 trust_remote_code=args.trust_remote_code)
-    return VLMTeacher(model, processor, model_id=args.model)
+    return VLMTeacher(model, processor, model_id=args.model, chat=args.chat)
 
 
 def _images(args):
@@ -106,7 +109,8 @@ def cmd_features(args) -> int:
 
     images = _images(args)  # a bad config or dataset fails before the model loads
     teacher = _teacher(args)
-    return _run(args, teacher, images, feature_job(teacher, images, args.layers, args.template))
+    template = args.template or (CHAT_FEATURE_TEMPLATE if args.chat else PAPER_FEATURE_TEMPLATE)
+    return _run(args, teacher, images, feature_job(teacher, images, args.layers, template))
 
 
 def cmd_aspects(args) -> int:
@@ -116,7 +120,8 @@ def cmd_aspects(args) -> int:
     questions = read_aspect_questions(args.questions)
     images = _images(args)
     teacher = _teacher(args)
-    return _run(args, teacher, images, aspect_job(teacher, questions, args.template, tuple(args.labels)))
+    template = args.template or (CHAT_ASPECT_TEMPLATE if args.chat else PAPER_ASPECT_TEMPLATE)
+    return _run(args, teacher, images, aspect_job(teacher, questions, template, tuple(args.labels)))
 
 
 def _class_names(args) -> list[str]:

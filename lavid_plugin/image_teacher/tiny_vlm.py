@@ -12,6 +12,11 @@ from typing import Iterable
 
 IMAGE_TOKEN = "<image>"
 PROMPT_WORDS = "USER : ASSISTANT Is there a in this image ? Yes No"
+#: LLaVA-1.5's conversation format: the user turn, the image first, then "ASSISTANT:" (the newline after the
+#: turn is an expression: transformers renders chat templates with trim_blocks)
+CHAT_TEMPLATE = ("{% for m in messages %}{% if m['role'] == 'user' %}USER: {% for c in m['content'] %}"
+                 "{% if c['type'] == 'image' %}<image>\n{% else %}{{ c['text'] }}{% endif %}{% endfor %}{{ '\\n' }}"
+                 "{% endif %}{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}")
 
 
 def build_tiny_llava(corpus: Iterable[str] = (), *, vocab_size: int = 512, hidden: int = 64, layers: int = 4,
@@ -30,7 +35,7 @@ def build_tiny_llava(corpus: Iterable[str] = (), *, vocab_size: int = 512, hidde
                                          crop_size={"height": image_size, "width": image_size})
     processor = LlavaProcessor(image_processor=image_processor, tokenizer=tok, patch_size=patch,
                                vision_feature_select_strategy="default", image_token=IMAGE_TOKEN,
-                               num_additional_image_tokens=1)
+                               num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE)
     vision = CLIPVisionConfig(hidden_size=vision_hidden, intermediate_size=2 * vision_hidden,
                               num_hidden_layers=vision_layers, num_attention_heads=2, image_size=image_size,
                               patch_size=patch, projection_dim=vision_hidden)

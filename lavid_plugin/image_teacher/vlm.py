@@ -21,6 +21,9 @@ PAPER_FEATURE_TEMPLATE = "USER: {image}\nIs there a {class} in this image?\nASSI
 PAPER_ASPECT_TEMPLATE = "USER: {image}\n{question}\nASSISTANT:"
 #: Table B's layers (Table 1 uses -12)
 PAPER_LAYERS = (-1, -6, -12, -18, -24, -30)
+#: with ``--chat``, the user message's text (the image goes first, as the processor's chat template places it)
+CHAT_FEATURE_TEMPLATE = "Is there a {class} in this image?"
+CHAT_ASPECT_TEMPLATE = "{question}"
 PAPER_FEATURE_MODEL = "llava-hf/llava-1.5-7b-hf"
 PAPER_ASPECT_MODEL = "OpenGVLab/InternVL2-8B"
 #: InternVL2-8B ships as remote code only; transformers' native InternVL classes load the "-hf" conversions
@@ -52,9 +55,13 @@ def load_vlm(model_id: str, *, device: str | None = None, device_map: str | None
 class VLMTeacher:
     """Runs prompts about images through a vision-language model, many images per forward pass."""
 
-    def __init__(self, model, processor, *, model_id: str = ""):
+    def __init__(self, model, processor, *, model_id: str = "", chat: bool = False):
         self.model, self.processor, self.model_id = model, processor, model_id or getattr(
             model.config, "_name_or_path", type(model).__name__)
+        self.chat = chat
+        if chat and not getattr(processor, "chat_template", None):
+            raise LavidError(f"--chat: the processor of {self.model_id!r} has no chat template; give the whole prompt "
+                             f"with --template (with an {{image}} placeholder) instead")
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.tokenizer.padding_side = "left"  # the last position is every prompt's last token
         if self.tokenizer.pad_token_id is None:
@@ -79,13 +86,19 @@ class VLMTeacher:
         return [int(x) for x in layers]
 
     def render(self, template: str, **fields) -> str:
-        if "{image}" not in template:
+        """The prompt: ``template`` with its fields filled; ``{image}`` is the image token. With ``chat``,
+        ``template`` is the user message's text and the processor's chat template wraps it, image first."""
+        if "{image}" not in template and not self.chat:
             raise LavidError(f"prompt template {template!r} has no {{image}} placeholder")
         try:
-            return template.format(image=self.image_token, **fields)
+            text = template.format(image=self.image_token if not self.chat else "", **fields)
         except (KeyError, IndexError, ValueError) as e:
             raise LavidError(f"prompt template {template!r}: bad placeholder {e}; available: "
                              f"{['{image}'] + sorted('{' + k + '}' for k in fields)}") from None
+        if not self.chat:
+            return text
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text.strip()}]}]
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
     def prompt_length(self, prompt: str) -> int:
         return len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
@@ -126,6 +139,6 @@ class VLMTeacher:
     def provenance(self) -> dict:
         from ..signature.answerers import library_versions
 
-        return {"model": self.model_id, "model_class": type(self.model).__name__,
+        return {"model": self.model_id, "model_class": type(self.model).__name__, "chat_template": self.chat,
                 "num_layers": self.num_layers, "dtype": str(next(self.model.parameters()).dtype),
                 "library_versions": library_versions()}

@@ -129,7 +129,9 @@ def load_clip(source: str):
 def clip_text_weights(model, tokenizer, class_names: Sequence[str], prompt: str = CLIP_PROMPT) -> torch.Tensor:
     texts = [prompt.replace("{class}", name) for name in class_names]
     enc = tokenizer(texts, padding=True, return_tensors="pt")
-    return model.get_text_features(**enc)
+    out = model.get_text_features(**enc)
+    # transformers 5 returns an output object whose pooler_output is the projected text embedding
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
 
 
 def clip_b16(num_classes: int, *, weights=None, class_names: Sequence[str] | None = None, prompt: str = CLIP_PROMPT,
@@ -139,7 +141,5 @@ def clip_b16(num_classes: int, *, weights=None, class_names: Sequence[str] | Non
     if class_names is None or len(class_names) != num_classes:
         raise LavidError("the CLIP student initialises its classifier from the class names; none were given")
     text = clip_text_weights(model, tokenizer, class_names, prompt)
-    if not isinstance(text, torch.Tensor):  # transformers versions that return an output object
-        text = text.pooler_output
     size = int(model.config.vision_config.image_size)
     return CLIPStudent(model.vision_model, model.visual_projection, text, float(model.logit_scale.detach().exp()), size)
