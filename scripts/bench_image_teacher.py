@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""Images/s of Stage 1b's batched extraction vs the authors' loop (one image, one prompt per forward pass).
+"""Images/s of Stage 1b vs the authors' loops: features (batched vs one image per forward pass) and MaKD's
+aspects (the image once per image, the questions from its cached keys and values, vs (image, question)
+pairs 25 per pass).
 
 A random LLaVA (CLIP vision tower + Llama) at a chosen width, the same images and prompts, one run,
 side by side; the outputs are checked equal first:
@@ -45,6 +47,43 @@ class Images:
         return self.imgs[i]
 
 
+ASPECTS = ["Is the beak long?", "Does the bird have a crest?", "Is the head blue?", "Are there wing bars?",
+           "Is the back dark?", "Is the belly pale?", "Is the tail forked?", "Is it standing on a branch?",
+           "Is the eye ring white?", "Is the bill hooked?"]
+
+
+def aspects_authors(teacher, images, prompts, ids, batch_size):
+    """``llava_logits.py``: (image, question) pairs in order, ``batch_size`` prompts per forward pass."""
+    pairs = [(img, p) for img in images for p in prompts]
+    out = []
+    for i in range(0, len(pairs), batch_size):
+        part = pairs[i:i + batch_size]
+        out.append(teacher.yes_probability([a for a, _ in part], [b for _, b in part], ids))
+    return torch.cat(out).view(len(images), len(prompts))
+
+
+def bench_aspects(args, teacher, ds, images, sync):
+    from lavid_plugin.image_teacher.extract import aspect_job
+    from lavid_plugin.image_teacher.vlm import PAPER_ASPECT_TEMPLATE
+
+    job = aspect_job(teacher, ASPECTS[: args.aspects], PAPER_ASPECT_TEMPLATE)
+    prompts, ids = job.prompts(0), job.provenance["label_token_ids"]
+    n = min(args.images, 16)
+    t = time.perf_counter()
+    ref = aspects_authors(teacher, ds.imgs[:n], prompts, ids, 25)
+    sync()
+    t_authors = time.perf_counter() - t
+    t = time.perf_counter()
+    shared = torch.stack([job.run_image(img, args.batch_size)["p_yes"] for img in ds.imgs[:n]])
+    sync()
+    t_shared = time.perf_counter() - t
+    worst = float((shared - ref).abs().max())
+    print(f"\naspects ({len(prompts)} questions per image, {n} images)")
+    print(f"{'authors loop (25 prompts/pass)':34s}{n / t_authors:10.2f} img/s")
+    print(f"{'image once, questions from cache':34s}{n / t_shared:10.2f} img/s")
+    print(f"ratio: {t_authors / t_shared:.2f}x (P(Yes) equal within {worst:.1e})")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=64)
@@ -54,10 +93,11 @@ def main():
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--vision-hidden", type=int, default=128)
+    ap.add_argument("--aspects", type=int, default=10, help="aspect questions per image (0: features only)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
 
-    model, processor = build_tiny_llava(NAMES, hidden=args.hidden, layers=args.layers, image_size=args.image_size,
+    model, processor = build_tiny_llava(NAMES + ASPECTS, hidden=args.hidden, layers=args.layers, image_size=args.image_size,
                                         patch=args.patch, vision_hidden=args.vision_hidden)
     model = model.to(args.device, torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
     teacher = VLMTeacher(model, processor, model_id="bench")
@@ -95,6 +135,8 @@ def main():
     print(f"{'authors loop (1 per pass)':28s}{args.images / t_loop:10.1f}")
     print(f"{f'batched ({args.batch_size} per pass)':28s}{args.images / t_batched:10.1f}")
     print(f"ratio batched / authors: {t_loop / t_batched:.2f}x (outputs equal within {worst:.1e})")
+    if args.aspects:
+        bench_aspects(args, teacher, ds, images, sync)
 
 
 if __name__ == "__main__":

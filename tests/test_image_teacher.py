@@ -76,7 +76,11 @@ def test_batched_features_equal_one_image_at_a_time(cub, teacher, tmp_path):
 def test_batched_aspects_equal_one_image_at_a_time(cub, teacher, tmp_path):
     images = training_images(_cfg(cub))
     job = aspect_job(teacher, ASPECTS, PAPER_ASPECT_TEMPLATE)
-    bank = extract_bank(teacher, images, job, tmp_path / "a.safetensors", batch_size=5, progress=False)
+    assert job.run_image is not None  # the image and "USER: " go through the model once per image
+    bank = extract_bank(teacher, images, job, tmp_path / "a.safetensors", batch_size=2, progress=False)
+    plain = aspect_job(teacher, ASPECTS, PAPER_ASPECT_TEMPLATE, shared_prefix=False)  # (image, question) batches
+    flat = extract_bank(teacher, images, plain, tmp_path / "b.safetensors", batch_size=5, progress=False)
+    torch.testing.assert_close(bank.tensors()["p_yes"], flat.tensors()["p_yes"], atol=1e-5, rtol=1e-4)
     p = bank.tensors()["p_yes"]
     assert p.shape == (6, 3) and ((p > 0) & (p < 1)).all()
     yes, no = job.provenance["label_token_ids"]

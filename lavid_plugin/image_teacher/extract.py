@@ -58,11 +58,13 @@ def training_images(cfg) -> TeacherImages:
 @dataclass
 class Job:
     """What one extraction computes: per image, ``prompts(i)``; per batch, ``run(images, prompts)`` ->
-    named ``[B, ...]`` tensors; the bank holds them stacked per image."""
+    named ``[B, ...]`` tensors; the bank holds them stacked per image. ``run_image(image, batch_size)``,
+    where set, answers all of one image's prompts at once (``[P, ...]`` tensors) instead."""
     kind: str
     prompts: Callable[[int], list]
     run: Callable[[list, list], dict]
     provenance: dict
+    run_image: Callable | None = None
 
 
 def feature_job(teacher: VLMTeacher, images: TeacherImages, layers: Sequence[int], template: str) -> Job:
@@ -81,7 +83,8 @@ def feature_job(teacher: VLMTeacher, images: TeacherImages, layers: Sequence[int
                                           "dtype": "float16"})
 
 
-def aspect_job(teacher: VLMTeacher, questions: Sequence[str], template: str, labels=("Yes", "No")) -> Job:
+def aspect_job(teacher: VLMTeacher, questions: Sequence[str], template: str, labels=("Yes", "No"), *,
+               shared_prefix: bool = True) -> Job:
     from ..signature.extract import resolve_label_token_ids
 
     questions = [q.strip() for q in questions]
@@ -94,8 +97,17 @@ def aspect_job(teacher: VLMTeacher, questions: Sequence[str], template: str, lab
     def run(imgs, prompts):
         return {"p_yes": teacher.yes_probability(imgs, prompts, ids)}
 
+    # every question about an image starts with the same text and the image: it goes through the model
+    # once per image, and the questions continue from its cached keys and values
+    split = teacher.split_at_image(texts) if shared_prefix else None
+    run_image = None
+    if split is not None:
+        def run_image(img, batch_size):
+            return {"p_yes": teacher.yes_probability_shared(img, split[0], split[1], ids, batch_size)}
+
     return Job("aspects", lambda i: list(texts), run,
-               {"template": template, "questions": questions, "labels": list(labels), "label_token_ids": ids})
+               {"template": template, "questions": questions, "labels": list(labels), "label_token_ids": ids},
+               run_image)
 
 
 def feature_name(token: str, layer: int) -> str:
@@ -143,8 +155,21 @@ class _Parts:
             save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
 
 
+def _load(images: TeacherImages, i: int):
+    try:
+        return images.dataset.load(i)
+    except Exception as e:
+        raise LavidError(f"cannot read training image {images.sample_ids[i]!r}: {type(e).__name__}: {e}") from None
+
+
 def _chunk(job: Job, images: TeacherImages, idx: Sequence[int], batch_size: int, lengths, bar) -> dict:
     """Every prompt of the images ``idx``, longest first in batches; results back in image order."""
+    if job.run_image is not None:
+        outs = []
+        for i in idx:
+            outs.append(job.run_image(_load(images, i), batch_size))
+            bar.update(len(job.prompts(i)))
+        return {n: torch.stack([o[n] for o in outs]) for n in outs[0]}
     items = [(i, j, p) for i in idx for j, p in enumerate(job.prompts(i))]
     order = sorted(range(len(items)), key=lambda k: -lengths(items[k][2]))
     per_image = len(items) // max(len(idx), 1)
@@ -155,11 +180,7 @@ def _chunk(job: Job, images: TeacherImages, idx: Sequence[int], batch_size: int,
         decoded = {}
         for i, _, _ in batch:
             if i not in decoded:
-                try:
-                    decoded[i] = images.dataset.load(i)
-                except Exception as e:
-                    raise LavidError(f"cannot read training image {images.sample_ids[i]!r}: "
-                                     f"{type(e).__name__}: {e}") from None
+                decoded[i] = _load(images, i)
         out = job.run([decoded[i] for i, _, _ in batch], [p for _, _, p in batch])
         for name, t in out.items():
             if name not in result:

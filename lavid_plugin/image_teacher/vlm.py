@@ -8,6 +8,7 @@ real token, so each image's outputs equal its one-image run up to floating-point
 
 from __future__ import annotations
 
+import inspect
 from typing import Sequence
 
 import torch
@@ -135,6 +136,55 @@ class VLMTeacher:
         out = self.model(**self._inputs(images, prompts), logits_to_keep=1)
         logits = out.logits[:, -1, list(token_ids)].float()
         return logits.softmax(-1)[:, 0].cpu()
+
+    # ------------------------------------------------------------------ one image, many questions
+    def split_at_image(self, prompts: Sequence[str]) -> tuple[str, list[str]] | None:
+        """``(prefix, suffixes)`` when every prompt is one shared prefix ending with the image token plus
+        its own text, and tokenizing the parts apart gives the same tokens as the whole (checked);
+        else None."""
+        cut = [p.rfind(self.image_token) for p in prompts]
+        if min(cut) < 0 or len(set(p[:c] for p, c in zip(prompts, cut))) != 1:
+            return None
+        end = cut[0] + len(self.image_token)
+        prefix, suffixes = prompts[0][:end], [p[end:] for p in prompts]
+        tok = self.tokenizer
+        for p, sfx in zip(prompts[:2], suffixes[:2]):
+            whole = tok(p)["input_ids"]
+            if whole != tok(prefix)["input_ids"] + tok(sfx, add_special_tokens=False)["input_ids"]:
+                return None
+        return prefix, suffixes
+
+    @torch.inference_mode()
+    def yes_probability_shared(self, image, prefix: str, suffixes: Sequence[str], token_ids: Sequence[int],
+                               batch_size: int = 16) -> torch.Tensor:
+        """``[A]``: as :meth:`yes_probability` for the prompts ``prefix + suffix``, but the image and the
+        prefix go through the model once; each batch of suffixes continues from their cached keys and
+        values (right-padded, each answer read at its own last token)."""
+        import copy
+
+        pre = self._inputs([image], [prefix])
+        out = self.model(**pre, use_cache=True, logits_to_keep=1)
+        cache, n_pre = getattr(out, "cache", None) or out.past_key_values, pre["input_ids"].shape[1]
+        # transformers 5.x renames the argument past_key_values to cache
+        cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        device = pre["input_ids"].device
+        res = []
+        for i in range(0, len(suffixes), batch_size):
+            part = list(suffixes[i:i + batch_size])
+            ids = [self.tokenizer(x, add_special_tokens=False)["input_ids"] for x in part]
+            width = max(map(len, ids))
+            pad = self.tokenizer.pad_token_id
+            batch = torch.tensor([x + [pad] * (width - len(x)) for x in ids], device=device)
+            mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids], device=device)
+            mask = torch.cat([pre["attention_mask"].expand(len(part), -1), mask], 1)
+            kv = copy.deepcopy(cache)
+            kv.batch_repeat_interleave(len(part))
+            pos = torch.arange(n_pre, n_pre + width, device=device).expand(len(part), -1)
+            logits = self.model(input_ids=batch, attention_mask=mask, position_ids=pos, **{cache_arg: kv}).logits
+            last = torch.tensor([len(x) - 1 for x in ids], device=device)
+            pick = logits[torch.arange(len(part), device=device), last][:, list(token_ids)].float()
+            res.append(pick.softmax(-1)[:, 0].cpu())
+        return torch.cat(res)
 
     def provenance(self) -> dict:
         from ..signature.answerers import library_versions
