@@ -253,6 +253,17 @@ def test_teacher_cli_help_names_the_papers_defaults_and_runs_end_to_end(cub, tmp
     assert SampleBank.load(tmp_path / "b.safetensors").names == ["last-1", "mean-1"]
 
 
+def test_aspect_questions_prompt_names_the_datasets_classes(cub, capsys):
+    from lavid_plugin.cli import main
+
+    assert main(["teacher", "aspect-questions", "--cfg", "", "-n", "7", "--description", "photographs of birds",
+                 "--print-prompt", "--opts", "DATASET.TYPE", "cub", "DATASET.ROOT", str(cub)]) == 0
+    prompt = capsys.readouterr().out
+    assert "images of photographs of birds" in prompt and "List 7 distinct yes/no questions" in prompt
+    assert "Black footed Albatross, Laysan Albatross, Groove billed Ani" in prompt
+    assert main(["teacher", "aspect-questions", "--classes", "x.json", "-n", "3"]) == 2  # no file: named error
+
+
 def test_aspect_questions_are_generated_until_enough_distinct_ones():
     from lavid_plugin.image_teacher.aspects import generate_aspect_questions
 
