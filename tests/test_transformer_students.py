@@ -114,6 +114,13 @@ def test_each_transformer_family_trains_evaluates_and_resumes_exactly(demo, stud
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], msg=k)
     assert a["lr"] == b["lr"] == pytest.approx(0.001 * (1 + math.cos(math.pi * 0 / 1)) / 2)
+    if student == "clip_b16":  # the text-initialised head stays frozen (the authors' code); the tower learns
+        from lavid_plugin.models import build_model
+
+        init = build_model("clip_b16", 12, weights=str(root / "clip"), class_names=demo[1], image_size=32)
+        assert torch.equal(a["model"]["student.classifier.weight"], init.classifier.weight)
+        assert not torch.equal(a["model"]["student.vision.encoder.layers.0.mlp.fc1.weight"],
+                               init.vision.encoder.layers[0].mlp.fc1.weight)
     assert eval_main(["--cfg", "", "--ckpt", str(whole.log_path / "student_best"),
                       *_opts(root, *extra)]) == 0
 

@@ -86,10 +86,12 @@ def vit_tiny(num_classes: int, *, image_size: int = 64, **_):
 class CLIPStudent(nn.Module):
     """CLIP's image tower + projection; the classifier's rows are the normalised text embeddings of
     ``prompt`` for each class, scaled by CLIP's ``logit_scale.exp()``, applied to the normalised image
-    embedding: on the first step its logits are CLIP's zero-shot image-text logits. The classifier is
-    trained (its initialisation is the text embeddings, Wortsman et al.)."""
+    embedding: on the first step its logits are CLIP's zero-shot image-text logits (Wortsman et al.).
+    As in the authors' code the classifier stays frozen (``requires_grad`` False) and the image tower
+    is fine-tuned; ``freeze_head=False`` trains it too."""
 
-    def __init__(self, vision, projection, text_weights: torch.Tensor, logit_scale: float, image_size: int):
+    def __init__(self, vision, projection, text_weights: torch.Tensor, logit_scale: float, image_size: int,
+                 freeze_head: bool = True):
         super().__init__()
         self.vision, self.projection = vision, projection
         self.num_features = projection.out_features
@@ -97,6 +99,7 @@ class CLIPStudent(nn.Module):
         with torch.no_grad():
             self.classifier.weight.copy_(F.normalize(text_weights, dim=-1) * logit_scale)
             self.classifier.bias.zero_()
+        self.classifier.requires_grad_(not freeze_head)
         self.image_size = image_size
 
     def forward(self, x):
