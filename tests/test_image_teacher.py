@@ -333,3 +333,17 @@ def test_a_killed_teacher_command_resumes_from_its_parts(cub, tmp_path):
     assert subprocess.run(cmd + [str(tmp_path / "whole.safetensors")], capture_output=True).returncode == 0
     assert SampleBank.load(tmp_path / "b.safetensors").content_hash() == \
         SampleBank.load(tmp_path / "whole.safetensors").content_hash()
+
+
+def test_a_layer_the_bank_lacks_is_named_with_the_command_that_writes_it(cub, banks):
+    from lavid_plugin.engine.build import build_distiller, setup_data
+
+    cfg = load_cfg(None, _opts(cub) + ["DISTILLER.TYPE", "FITNET_MLLM", "FITNET_MLLM.BANK", str(banks / "f.safetensors"),
+                                       "FITNET_MLLM.LAYER", "-18"])
+    with pytest.raises(LavidError, match=r"has no tensor 'last-18'; it has \['last-1', 'last-12', 'mean-12'\] "
+                                         r"\(lavid teacher features --layers -18 writes it\)"):
+        build_distiller(cfg, setup_data(cfg).context)
+    cfg = load_cfg(None, _opts(cub) + ["DISTILLER.TYPE", "CRD_MLLM", "CRD_MLLM.BANK", str(banks / "f.safetensors"),
+                                       "CRD_MLLM.TOKEN", "first"])
+    with pytest.raises(LavidError, match="CRD_MLLM.TOKEN must be 'last' or 'mean', got 'first'"):
+        build_distiller(cfg, setup_data(cfg).context)

@@ -47,3 +47,38 @@ def test_each_mdistiller_distiller_runs_an_epoch_or_says_why_not(name, demo, cap
         assert rc == 0, err
         log = (demo / "out" / "demo" / name / "worklog.txt").read_text()
         assert "test_acc" in log and "best_acc" in log
+
+
+def test_crd_mllm_contrast_equals_mdistillers_crd_memory_and_loss(monkeypatch):
+    """The plugin's CRD (CRD_MLLM, against bank features) computes mdistiller's ContrastMemory and
+    ContrastLoss: same scores, normalising constants, loss and memory updates over two steps."""
+    import importlib
+
+    import torch.nn.functional as F
+
+    md_crd = importlib.import_module("mdistiller.distillers.CRD")  # the module (the package exports the class)
+
+    from lavid_plugin.distillers.CRD_MLLM import ContrastMemory, nce_loss
+
+    monkeypatch.setattr(torch.Tensor, "cuda", lambda self, *a, **k: self)  # its sampler calls .cuda()
+    n, dim, k, bsz = 40, 16, 8, 6
+    torch.manual_seed(0)
+    theirs = md_crd.ContrastMemory(dim, n, k, 0.07, 0.5)
+    crit = md_crd.ContrastLoss(n)
+    ours = ContrastMemory(dim, n, k, 0.07, 0.5)
+    ours.memory_s.copy_(theirs.memory_v1)
+    ours.memory_t.copy_(theirs.memory_v2)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(2):
+        v_s = F.normalize(torch.randn(bsz, dim, generator=g), dim=1)
+        v_t = F.normalize(torch.randn(bsz, dim, generator=g), dim=1)
+        idx = torch.randperm(n, generator=g)[:bsz]
+        cidx = torch.cat([idx[:, None], torch.randint(0, n, (bsz, k), generator=g)], 1)
+        out_v1, out_v2 = (o.squeeze(-1) for o in theirs(v_s, v_t, idx, cidx))  # theirs: [B, K + 1, 1]
+        out_s, out_t = ours(v_s, v_t, idx, cidx)
+        torch.testing.assert_close(out_s, out_v1)
+        torch.testing.assert_close(out_t, out_v2)
+        torch.testing.assert_close(nce_loss(out_s, n) + nce_loss(out_t, n), (crit(out_v1) + crit(out_v2)).reshape(()))
+        torch.testing.assert_close(ours.memory_s, theirs.memory_v1)
+        torch.testing.assert_close(ours.memory_t, theirs.memory_v2)
+    torch.testing.assert_close(ours.z, theirs.params[2:4])
