@@ -35,6 +35,7 @@ CFG.DATASET.DOWNLOAD = False  # plugin: let torchvision download where it can
 CFG.DATASET.DRAFT_DECODE = True  # plugin: decode large JPEGs at reduced size (PIL draft mode)
 CFG.DATASET.SPLIT_SEED = 27  # plugin: seed of a split the plugin draws (Caltech-101; the authors' 27)
 CFG.DATASET.SPLIT_FILE = ""  # plugin: reuse a saved split (caltech101_split.json of an earlier run)
+CFG.DATASET.DECODE_ON_DEVICE = False  # plugin: workers read file bytes; JPEG decode + train view on the device
 CFG.DATASET.NORMALIZE_ON_DEVICE = False  # plugin: loaders yield uint8, the trainer normalises on its device
 # (a quarter of the bytes through workers and host-to-device copies; the plugin's trainer only: mdistiller's
 # own trainer feeds images to the model as they come)

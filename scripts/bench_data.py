@@ -11,7 +11,8 @@ paths are the same work; the gain shows at smaller training sizes or on larger s
 Then the number that matters on a GPU: the train loader's images/s (batch 16, 224 px, the paper's
 transforms, ``--workers`` processes, pinned memory) beside the images/s of a ResNet-18 training step
 at the same batch (bf16, channels_last, on CUDA when present); a loader under 1.2x the step rate
-starves the GPU.
+starves the GPU. With ``DATASET.DECODE_ON_DEVICE`` the workers only read bytes and the step decodes
+(nvJPEG on CUDA): the same comparison, the decoding counted in the step.
 """
 
 from __future__ import annotations
@@ -52,14 +53,15 @@ def images_per_s(dataset, repeats: int) -> float:
 
 
 def loader_images_per_s(samples, workers: int, batch: int = 16, size: int = 224, batches: int = 60,
-                        normalize: bool = True) -> float:
+                        normalize: bool = True, encoded: bool = False) -> float:
     import torch
 
     from lavid_plugin.config import load_cfg
     from lavid_plugin.data import ImageList, Splits, build_loaders
     from lavid_plugin.data.transforms import decode_size, test_transform, train_transform
 
-    cfg = load_cfg(None, ["SOLVER.BATCH_SIZE", str(batch), "DATASET.NUM_WORKERS", str(workers)])
+    cfg = load_cfg(None, ["SOLVER.BATCH_SIZE", str(batch), "DATASET.NUM_WORKERS", str(workers),
+                          "DATASET.DECODE_ON_DEVICE", str(encoded)])
     samples = samples * -(-(batches + 4) * batch // len(samples))  # one epoch: no worker start-up inside the timing
     train = ImageList(samples, ["x"], train_transform(size, normalize=normalize), with_index=True,
                       draft_size=decode_size(size))
@@ -69,10 +71,31 @@ def loader_images_per_s(samples, workers: int, batch: int = 16, size: int = 224,
     for i, (x, *_) in enumerate(loader):
         if i == 2:  # workers started and warm
             t0, n = time.perf_counter(), 0
-        n += x.shape[0]
+        n += len(x)
         if t0 is not None and n >= batches * batch:
             break
     return n / (time.perf_counter() - t0)
+
+
+def decoder_images_per_s(samples, batch: int = 16, size: int = 224, batches: int = 30) -> float:
+    """DATASET.DECODE_ON_DEVICE's other half: decoding + the training view of byte batches on the device."""
+    import torch
+    from torchvision.io import read_file
+
+    from lavid_plugin.data.device_decode import DeviceDecoder
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    decoder = DeviceDecoder(size, dev)
+    data = [read_file(p) for p, _ in samples[:batch]]
+    decoder(data)
+    if dev == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        decoder(data)
+    if dev == "cuda":
+        torch.cuda.synchronize()
+    return batches * batch / (time.perf_counter() - t0)
 
 
 def step_images_per_s(batch: int = 16, size: int = 224, steps: int = 20) -> tuple[float, str]:
@@ -144,6 +167,11 @@ def main(argv=None) -> int:
             loader = loader_images_per_s(samples, args.workers, normalize=normalize)
             print(f"train loader, {args.workers} workers, {label}: {loader:.1f} img/s; loader / step "
                   f"{loader / step:.2f}x (keep it >= 1.2x)")
+        loader = loader_images_per_s(samples, args.workers, encoded=True)
+        dec = decoder_images_per_s(samples)
+        both = 1 / (1 / step + 1 / dec)  # the step now decodes too
+        print(f"DATASET.DECODE_ON_DEVICE: loader (file bytes) {loader:.1f} img/s, decode + view on {dev} {dec:.1f} "
+              f"img/s; step with decoding {both:.1f} img/s; loader / step {loader / both:.2f}x")
     return 0
 
 

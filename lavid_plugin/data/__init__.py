@@ -75,6 +75,12 @@ def eval_loader(cfg, dataset, *, rank: int = 0, world: int = 1):
                       collate_fn=skip_unreadable)
 
 
+def cfg_views(splits: Splits) -> tuple:
+    """The training views the train split yields: ``("image",)`` or ``("weak", "strong")``."""
+    ds = image_list_of(splits.train)
+    return ("weak", "strong") if ds is not None and isinstance(ds.transform, TwoViews) else ("image",)
+
+
 def build_loaders(cfg, splits: Splits, *, rank: int = 0, world: int = 1, generator=None):
     """``(train, test)`` loaders. ``SOLVER.BATCH_SIZE`` is the global batch: each of ``world``
     processes loads ``BATCH_SIZE / world`` images of it."""
@@ -96,10 +102,19 @@ def build_loaders(cfg, splits: Splits, *, rank: int = 0, world: int = 1, generat
         print(f"[lavid] {len(splits.train)} training images in batches of {batch} leave a last batch of 1, which "
               f"BatchNorm cannot train on: that image is left out of each epoch (DATASET.DROP_LAST)", file=sys.stderr)
         drop_last = True
+    collate = skip_unreadable
+    if cfg.DATASET.DECODE_ON_DEVICE:  # the workers read bytes; the trainer decodes and augments on its device
+        from .device_decode import collate_encoded
+
+        ds = image_list_of(splits.train)
+        if ds is None or tuple(cfg_views(splits)) != ("image",):
+            raise LavidError("DATASET.DECODE_ON_DEVICE takes one training view of an image dataset; this run's loader "
+                             "yields a (weak, strong) pair (MLKD), whose strong view is augmented on the CPU")
+        ds.encoded, collate = True, collate_encoded
     workers = cfg.DATASET.NUM_WORKERS
     # persistent workers would skip the per-epoch reseeding that makes --resume exact: an option
     extra = {"prefetch_factor": 4, "persistent_workers": bool(cfg.DATASET.PERSISTENT_WORKERS)} if workers else {}
     train = DataLoader(splits.train, batch_size=batch // world, shuffle=sampler is None, sampler=sampler,
                        num_workers=workers, drop_last=drop_last, generator=generator,
-                       pin_memory=torch.cuda.is_available(), collate_fn=skip_unreadable, **extra)
+                       pin_memory=torch.cuda.is_available(), collate_fn=collate, **extra)
     return train, eval_loader(cfg, splits.val, rank=rank, world=world)

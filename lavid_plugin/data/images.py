@@ -50,6 +50,8 @@ class ImageList(Dataset):
             return im.convert("RGB")
 
     def __getitem__(self, i):
+        if getattr(self, "encoded", False):  # DATASET.DECODE_ON_DEVICE: the file's bytes, decoded by the trainer
+            return self.read_bytes(i), self.targets[i], i
         try:
             img = self.load(i)
         except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
@@ -64,6 +66,14 @@ class ImageList(Dataset):
         if self.groups is not None:
             return img, target, self.groups[i]
         return (img, target, i) if self.with_index else (img, target)
+
+    def read_bytes(self, i):
+        from torchvision.io import read_file
+
+        try:
+            return read_file(self.samples[i][0])
+        except RuntimeError as e:
+            raise LavidError(f"cannot read training image {self.samples[i][0]}: {e}") from None
 
     def bad_paths(self) -> list[str]:
         return [self.samples[i][0] for i in torch.nonzero(self.bad[:len(self.samples)]).flatten().tolist()]

@@ -93,6 +93,13 @@ class Trainer:
         self.last_saved_epoch = 0
         self.amp = self.device.type == "cuda" and cfg.SOLVER.AMP
         self.optimizer = self.init_optimizer(cfg)
+        self.decoder = None
+        if cfg.DATASET.DECODE_ON_DEVICE:
+            from ..data import image_list_of
+            from ..data.device_decode import DeviceDecoder
+
+            ds = image_list_of(train_loader.dataset)
+            self.decoder = DeviceDecoder(cfg.DATASET.IMAGE_SIZE, device, path_of=lambda i: ds.samples[i][0])
         self.best_acc = -1.0
         self.log_path = Path(cfg.LOG.PREFIX) / experiment_name
         self.tf_writer = None
@@ -134,7 +141,11 @@ class Trainer:
         """``(image, target, index[, contrastive_index])`` -> distiller kwargs, target."""
         image, target, index, *rest = batch
         kwargs = {}
-        if isinstance(image, (list, tuple)):
+        if self.decoder is not None:  # DATASET.DECODE_ON_DEVICE: file bytes, decoded and augmented here
+            kwargs["image"] = self.decoder(image, index)
+            if self.amp:
+                kwargs["image"] = kwargs["image"].contiguous(memory_format=torch.channels_last)
+        elif isinstance(image, (list, tuple)):
             kwargs["image_weak"], kwargs["image_strong"] = self.to_device(image[0]), self.to_device(image[1])
         else:
             kwargs["image"] = self.to_device(image)
