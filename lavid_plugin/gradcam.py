@@ -106,14 +106,11 @@ def load_student(cfg_path: str, ckpt: str, opts: Sequence[str]):
 
 def grid_png(path, inputs: np.ndarray, maps: list[np.ndarray], labels: Sequence[str], titles: Sequence[str]) -> Path:
     """Rows = images; columns = the input, then each model's CAM over it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
-    from .utils import atomic_path
+    from .plots import pyplot, save_png
 
+    plt = pyplot()
     n, cols = len(inputs), 1 + len(maps)
     fig, axes = plt.subplots(n, cols, figsize=(2.2 * cols, 2.2 * n), squeeze=False)
     for i in range(n):
@@ -126,12 +123,7 @@ def grid_png(path, inputs: np.ndarray, maps: list[np.ndarray], labels: Sequence[
             axes[i][j].set_yticks([])
             if i == 0:
                 axes[i][j].set_title(["input", *labels][j], fontsize=8)
-    fig.tight_layout()
-    path = Path(path).with_suffix(".png")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=80)
 
 
 def run(args) -> int:
@@ -158,8 +150,7 @@ def run(args) -> int:
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
     shown = (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy().astype(np.float32)
     maps = [cams(student, x, targets) for _, _, student in models]
-    labels = args.label or [Path(c).stem if not m[0].EXPERIMENT.NAME else m[0].EXPERIMENT.NAME
-                            for c, m in zip(args.cfg, models)]
+    labels = args.label or [m[0].EXPERIMENT.NAME or Path(c).stem for c, m in zip(args.cfg, models)]
     titles = [f"{Path(paths[i]).name[:22]}\n{splits.classes[t]}" for i, t in zip(idx, targets)]
     out = grid_png(args.output, shown, maps, labels, titles)
     print(f"wrote {out}: {len(idx)} images x {len(models)} models")

@@ -1,4 +1,4 @@
-"""Plots the report writes: an ablation's accuracy against its axis, mean ± std over seeds."""
+"""Figures: the shared matplotlib set-up and PNG writer, and the ablation plot the report writes."""
 
 from __future__ import annotations
 
@@ -8,15 +8,31 @@ from typing import Sequence
 from .utils import atomic_path
 
 
-def ablation_png(path: str | Path, title: str, axis: str, labels: Sequence[str], means: Sequence[float],
-                 stds: Sequence[float], kind: str = "line", size: tuple[int, int] = (640, 400),
-                 ylabel: str = "top-1 accuracy (%)") -> Path:
-    """``kind`` ``line``: numeric x with error bars; ``bar``: one bar per label. ``size``: pixels."""
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_png(fig, path: str | Path, dpi: int = 100) -> Path:
+    """``fig`` laid out and written atomically to ``path`` (suffix ``.png``), then closed."""
+    fig.tight_layout()
+    path = Path(path).with_suffix(".png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    pyplot().close(fig)
+    return path
+
+
+def ablation_png(path: str | Path, title: str, axis: str, labels: Sequence[str], means: Sequence[float],
+                 stds: Sequence[float], kind: str = "line", size: tuple[int, int] = (640, 400),
+                 ylabel: str = "top-1 accuracy (%)") -> Path:
+    """``kind`` ``line``: numeric x with error bars; ``bar``: one bar per label. ``size``: pixels."""
+    plt = pyplot()
     w, h = size
     fig, ax = plt.subplots(figsize=(w / 100, h / 100), dpi=100)
     if kind == "line":
@@ -33,9 +49,4 @@ def ablation_png(path: str | Path, title: str, axis: str, labels: Sequence[str],
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path).with_suffix(".png")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

@@ -50,13 +50,9 @@ def summary(sig: LLMSignature, k: int = 5) -> str:
 
 def heatmap_png(sig: LLMSignature, path: str | Path, max_classes: int = 200) -> Path:
     """Classes x questions: the chosen option (colour) shaded by its probability (the paper's Fig. 2)."""
-    import matplotlib
+    from ..plots import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..utils import atomic_path
-
+    plt = pyplot()
     K = min(sig.num_classes, max_classes)
     choice = torch.stack([sig.targets[:K, sig.question_slice(q)].argmax(1) for q in range(sig.num_questions)], 1)
     conf = torch.stack([sig.targets[:K, sig.question_slice(q)].max(1).values for q in range(sig.num_questions)], 1)
@@ -70,12 +66,7 @@ def heatmap_png(sig: LLMSignature, path: str | Path, max_classes: int = 200) -> 
     if K <= 40:
         ax.set_yticks(range(K), sig.class_names[:K], fontsize=6)
     ax.set_title("chosen option (colour) and its probability (saturation)")
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path.with_suffix(".png")) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path.with_suffix(".png")
+    return save_png(fig, path)
 
 
 def read_attributes(path, sig: LLMSignature) -> dict[str, list[int]]:
@@ -118,14 +109,10 @@ def question_png(sig: LLMSignature, question: int, path: str | Path, classes: Se
                  max_classes: int = 12) -> Path:
     """One question's option distribution for chosen classes (the paper's Fig. 2 view): a heatmap,
     rows = classes, columns = options, each cell the probability. ``question`` is 1-based."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from ..errors import LavidError
-    from ..utils import atomic_path
+    from ..plots import pyplot, save_png
 
+    plt = pyplot()
     if sig.provenance.get("kind") in ("embedding", "word_embedding"):
         raise LavidError("an embedding signature has no questions to draw")
     if not 1 <= question <= sig.num_questions:
@@ -148,9 +135,4 @@ def question_png(sig: LLMSignature, question: int, path: str | Path, classes: Se
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.set_title((f"Q{question}: {q.text}" if q else f"question {question}")[:90], fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.04)
-    fig.tight_layout()
-    path = Path(path).with_suffix(".png")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
