@@ -33,23 +33,15 @@ NATIVE_ASPECT_MODEL = "OpenGVLab/InternVL3-8B-hf"
 
 def load_vlm(model_id: str, *, device: str | None = None, device_map: str | None = None,
              trust_remote_code: bool = False):
-    """Model and processor: fp32 on CPU, bf16 on CUDA (or with a ``device_map``)."""
+    """Model (in eval mode) and processor: fp32 on CPU, bf16 on CUDA (or with a ``device_map``)."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.startswith("cuda") or device_map else torch.float32
-    try:
-        processor = AutoProcessor.from_pretrained(model_id, trust_remote_code=trust_remote_code)
-        kw = {"dtype": dtype, "trust_remote_code": trust_remote_code}
-        if device_map:
-            kw["device_map"] = device_map
-        model = AutoModelForImageTextToText.from_pretrained(model_id, **kw)
-    except (OSError, ValueError) as e:
-        raise LavidError(f"cannot load vision-language model {model_id!r}: not a usable local folder or cached "
-                         f"hub model, or not an image-text-to-text model ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0]})") from None
-    if not device_map:
-        model = model.to(device)
+    from ..signature.extract import load_pretrained
+
+    model, processor = load_pretrained(
+        AutoModelForImageTextToText, AutoProcessor, model_id, device=device, device_map=device_map,
+        trust_remote_code=trust_remote_code, what="vision-language model",
+        why="not a usable local folder or cached hub model, or not an image-text-to-text model")
     return model.eval(), processor
 
 
@@ -148,9 +140,9 @@ class VLMTeacher:
         end = cut[0] + len(self.image_token)
         prefix, suffixes = prompts[0][:end], [p[end:] for p in prompts]
         tok = self.tokenizer
-        for p, sfx in zip(prompts[:2], suffixes[:2]):
-            whole = tok(p)["input_ids"]
-            if whole != tok(prefix)["input_ids"] + tok(sfx, add_special_tokens=False)["input_ids"]:
+        head = tok(prefix)["input_ids"]
+        for p, sfx in zip(prompts, suffixes):  # once per question list, not per image
+            if tok(p)["input_ids"] != head + tok(sfx, add_special_tokens=False)["input_ids"]:
                 return None
         return prefix, suffixes
 

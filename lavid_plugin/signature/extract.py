@@ -300,22 +300,32 @@ class _ShardCache:
             save_file({"logits": logits.contiguous()}, str(tmp), metadata={"keys": json.dumps(keys)})
 
 
-def load_causal_lm(model_id: str, *, device: str | None = None, device_map: str | None = None,
-                   trust_remote_code: bool = False):
-    """Model and tokenizer: fp32 on CPU, bf16 on CUDA; ``device_map="auto"`` for models larger than a GPU."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+def load_pretrained(model_cls, preprocessor_cls, model_id: str, *, device: str | None = None,
+                    device_map: str | None = None, trust_remote_code: bool = False, what: str = "model",
+                    why: str = "not a usable local folder, and not a model the hub cache holds"):
+    """``(model, tokenizer or processor)`` through transformers' ``Auto*`` classes: fp32 on CPU, bf16 on
+    CUDA or with a ``device_map`` (``"auto"`` for models larger than a GPU). A model that does not
+    load is one error naming it, ``what`` it should be and ``why`` it may have failed."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") or device_map else torch.float32
     try:
-        tok = AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+        pre = preprocessor_cls.from_pretrained(model_id, trust_remote_code=trust_remote_code)
         kw = {"dtype": dtype, "trust_remote_code": trust_remote_code}
         if device_map:
             kw["device_map"] = device_map
-        model = AutoModelForCausalLM.from_pretrained(model_id, **kw)
+        model = model_cls.from_pretrained(model_id, **kw)
     except (OSError, ValueError) as e:  # ValueError: huggingface_hub's repo-id validation
-        raise LavidError(f"cannot load model {model_id!r}: not a usable local folder, and not a model the hub "
-                         f"cache holds ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        raise LavidError(f"cannot load {what} {model_id!r}: {why} ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0]})") from None
     if not device_map:
         model = model.to(device)
-    return model, tok
+    return model, pre
+
+
+def load_causal_lm(model_id: str, *, device: str | None = None, device_map: str | None = None,
+                   trust_remote_code: bool = False):
+    """Model and tokenizer of a causal LM (see :func:`load_pretrained`)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return load_pretrained(AutoModelForCausalLM, AutoTokenizer, model_id, device=device, device_map=device_map,
+                           trust_remote_code=trust_remote_code)
