@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._sample_teacher import SampleTeacherDistiller, feature_tensor
+from ._sample_teacher import FeatureBankDistiller
 from .LAVID import pooled_dim
 from .registry import register
 from .zoo import ContrastiveSampling
@@ -80,7 +80,7 @@ def nce_loss(x: torch.Tensor, num_data: int) -> torch.Tensor:
 
 
 @register("CRD_MLLM")
-class CRDMLLM(SampleTeacherDistiller):
+class CRDMLLM(FeatureBankDistiller):
     NODE = "CRD_MLLM"
 
     def __init__(self, student, teacher, cfg, precomputed=None):
@@ -88,16 +88,8 @@ class CRDMLLM(SampleTeacherDistiller):
         node = cfg.CRD_MLLM
         self.num_data = len(self.bank)
         self.embed_s = Embed(pooled_dim(student), node.FEAT_DIM)
-        self.embed_t = Embed(getattr(self.bank, self.key).shape[1], node.FEAT_DIM)
+        self.embed_t = Embed(self.feature_dim, node.FEAT_DIM)
         self.memory = ContrastMemory(node.FEAT_DIM, self.num_data, node.NCE.K, node.NCE.T, node.NCE.MOMENTUM)
-
-    @classmethod
-    def tensor_name(cls, cfg) -> str:
-        return feature_tensor(cfg, cls.NODE)
-
-    @classmethod
-    def tensor_hint(cls, cfg) -> str:
-        return f" (lavid teacher features --layers {int(cfg[cls.NODE].LAYER)} writes it)"
 
     @classmethod
     def wrap_train_set(cls, cfg, dataset):

@@ -12,26 +12,18 @@ as the authors' ``KDMSEModel`` (projection on the teacher side, ``F.mse_loss`` o
 import torch.nn.functional as F
 from torch import nn
 
-from ._sample_teacher import SampleTeacherDistiller, feature_tensor
+from ._sample_teacher import FeatureBankDistiller
 from .LAVID import pooled_dim
 from .registry import register
 
 
 @register("FITNET_MLLM")
-class FitNetMLLM(SampleTeacherDistiller):
+class FitNetMLLM(FeatureBankDistiller):
     NODE = "FITNET_MLLM"
 
     def __init__(self, student, teacher, cfg, precomputed=None):
         super().__init__(student, teacher, cfg, precomputed)
-        self.proj = nn.Linear(getattr(self.bank, self.key).shape[1], pooled_dim(student))
-
-    @classmethod
-    def tensor_name(cls, cfg) -> str:
-        return feature_tensor(cfg, cls.NODE)
-
-    @classmethod
-    def tensor_hint(cls, cfg) -> str:
-        return f" (lavid teacher features --layers {int(cfg[cls.NODE].LAYER)} writes it)"
+        self.proj = nn.Linear(self.feature_dim, pooled_dim(student))
 
     def get_learnable_parameters(self):
         return super().get_learnable_parameters() + list(self.proj.parameters())

@@ -70,9 +70,23 @@ class SampleTeacherDistiller(Distiller):
         return self.run_views({"image": image}, target, **kwargs)
 
 
-def feature_tensor(cfg, node: str) -> str:
-    """The bank tensor of ``lavid teacher features`` that ``<node>.TOKEN`` / ``<node>.LAYER`` name."""
-    token = str(cfg[node].TOKEN).lower()
-    if token not in ("last", "mean"):
-        raise LavidError(f"{node}.TOKEN must be 'last' or 'mean', got {cfg[node].TOKEN!r}")
-    return f"{token}{int(cfg[node].LAYER)}"
+class FeatureBankDistiller(SampleTeacherDistiller):
+    """A distiller on ``lavid teacher features``' hidden states: the bank tensor ``<NODE>.TOKEN`` at
+    ``<NODE>.LAYER`` (``last-12``, ...), of width :attr:`feature_dim`."""
+
+    @classmethod
+    def tensor_name(cls, cfg) -> str:
+        from ..image_teacher.bank import feature_name
+
+        token = str(cfg[cls.NODE].TOKEN).lower()
+        if token not in ("last", "mean"):
+            raise LavidError(f"{cls.NODE}.TOKEN must be 'last' or 'mean', got {cfg[cls.NODE].TOKEN!r}")
+        return feature_name(token, cfg[cls.NODE].LAYER)
+
+    @classmethod
+    def tensor_hint(cls, cfg) -> str:
+        return f" (lavid teacher features --layers {int(cfg[cls.NODE].LAYER)} writes it)"
+
+    @property
+    def feature_dim(self) -> int:
+        return getattr(self.bank, self.key).shape[1]

@@ -29,6 +29,12 @@ FORMAT = "lavid-sample-bank"
 FORMAT_VERSION = 1
 
 
+def feature_name(token: str, layer: int) -> str:
+    """The bank tensor ``lavid teacher features`` writes for a token (``last``/``mean``) and a layer:
+    ``last-12``, ``mean-1``, ..."""
+    return f"{token}{int(layer)}"
+
+
 def _first(names: Sequence[str], n: int = 5) -> str:
     return ", ".join(map(repr, names[:n])) + (f" and {len(names) - n} more" if len(names) > n else "")
 

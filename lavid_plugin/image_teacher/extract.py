@@ -21,7 +21,7 @@ import torch
 
 from ..errors import LavidError
 from ..utils import atomic_write_json, sha256_text
-from .bank import SampleBank
+from .bank import SampleBank, feature_name
 from .vlm import VLMTeacher
 
 FEATURE_DTYPE = torch.float16
@@ -69,17 +69,18 @@ class Job:
 
 def feature_job(teacher: VLMTeacher, images: TeacherImages, layers: Sequence[int], template: str) -> Job:
     layers = teacher.check_layers(layers)
-    # one prompt per image, about its own class (the class name comes from the label)
-    prompts = lambda i: [teacher.render(template, **{"class": images.class_names[images.labels[i]]})]  # noqa: E731
+    # one prompt per image, about its own class (the class name comes from the label): rendered once per class
+    per_class = [teacher.render(template, **{"class": name}) for name in images.class_names]
 
     def run(imgs, texts):
         hs = teacher.hidden_states(imgs, texts, layers)
         out = {}
         for layer, (last, mean) in hs.items():
-            out[f"last{layer}"], out[f"mean{layer}"] = last.to(FEATURE_DTYPE), mean.to(FEATURE_DTYPE)
+            out[feature_name("last", layer)] = last.to(FEATURE_DTYPE)
+            out[feature_name("mean", layer)] = mean.to(FEATURE_DTYPE)
         return out
 
-    return Job("features", prompts, run, {"layers": layers, "template": template, "tokens": ["last", "mean"],
+    return Job("features", lambda i: [per_class[images.labels[i]]], run, {"layers": layers, "template": template, "tokens": ["last", "mean"],
                                           "dtype": "float16"})
 
 
@@ -100,19 +101,13 @@ def aspect_job(teacher: VLMTeacher, questions: Sequence[str], template: str, lab
     # every question about an image starts with the same text and the image: it goes through the model
     # once per image, and the questions continue from its cached keys and values
     split = teacher.split_at_image(texts) if shared_prefix else None
-    run_image = None
-    if split is not None:
-        def run_image(img, batch_size):
-            return {"p_yes": teacher.yes_probability_shared(img, split[0], split[1], ids, batch_size)}
+
+    def run_image(img, batch_size):
+        return {"p_yes": teacher.yes_probability_shared(img, split[0], split[1], ids, batch_size)}
 
     return Job("aspects", lambda i: list(texts), run,
                {"template": template, "questions": questions, "labels": list(labels), "label_token_ids": ids},
-               run_image)
-
-
-def feature_name(token: str, layer: int) -> str:
-    """The bank tensor of ``lavid teacher features``: ``last-12``, ``mean-1``, ..."""
-    return f"{token}{int(layer)}"
+               run_image if split is not None else None)
 
 
 class _Parts:
