@@ -213,6 +213,14 @@ def to_csv_rows(table: Grid, which: str) -> list[list]:
     return rows
 
 
+def refuse_unfinished(runs: list[Run], allow: bool) -> None:
+    """Runs that stopped before SOLVER.EPOCHS are an error listing them, unless ``allow``."""
+    unfinished = [r for r in runs if not r.finished]
+    if unfinished and not allow:
+        listed = "\n  ".join(f"{r.path} ({len(r.epochs)}/{r.planned_epochs} epochs)" for r in unfinished[:10])
+        raise LavidError(f"{len(unfinished)} run(s) have not finished (pass --allow-unfinished to use them):\n  {listed}")
+
+
 def report(paths, table: str, out: str | None = None, allow_unfinished: bool = False,
            select=("final", "best_test_acc")) -> str:
     key = str(table)
@@ -220,10 +228,7 @@ def report(paths, table: str, out: str | None = None, allow_unfinished: bool = F
         raise LavidError(f"--table must be one of {list(TABLES)}, got {table!r}")
     spec = TABLES[key]
     mine, other, unknown = sort_runs(find_runs(paths), spec)
-    unfinished = [r for r in mine if not r.finished]
-    if unfinished and not allow_unfinished:
-        listed = "\n  ".join(f"{r.path} ({len(r.epochs)}/{r.planned_epochs} epochs)" for r in unfinished[:10])
-        raise LavidError(f"{len(unfinished)} run(s) have not finished (pass --allow-unfinished to use them):\n  {listed}")
+    refuse_unfinished(mine, allow_unfinished)
     mine = [r for r in mine if r.epochs]
     if not mine:
         raise LavidError(f"none of the {len(mine) + len(other) + len(unknown)} run(s) belongs to Table {key}"
@@ -253,10 +258,7 @@ def report_ablation(paths, name: str, out: str | None = None, allow_unfinished: 
 
     ab = ablations.get(name)
     runs = [r for r in find_runs(paths) if (ablations.point_of(r.tag) or ("",))[0] == name]
-    unfinished = [r for r in runs if not r.finished]
-    if unfinished and not allow_unfinished:
-        listed = "\n  ".join(f"{r.path} ({len(r.epochs)}/{r.planned_epochs} epochs)" for r in unfinished[:10])
-        raise LavidError(f"{len(unfinished)} run(s) have not finished (pass --allow-unfinished to use them):\n  {listed}")
+    refuse_unfinished(runs, allow_unfinished)
     values: dict = {}
     for r in runs:
         if r.epochs:

@@ -62,7 +62,7 @@ def stage1b(cell: tables.Cell, path: Path):
     lavid = [sys.executable, "-m", "lavid_plugin.cli", "teacher"]
     cfg = ["--cfg", str(path.relative_to(ROOT))]
     if cell.method in tables.SIGNATURE_FILES:  # Table 5: a class-name embedding, from the class names alone
-        sig = tables.Cell.config(cell)["LAVID"]["SIGNATURE"]
+        sig = cell.config()["LAVID"]["SIGNATURE"]
         return None if (ROOT / sig).is_file() else ("stage1b", embed_command(cell.method, cfg, sig))
     bank = cell.bank_path
     if not bank or (ROOT / bank).is_file():
@@ -74,6 +74,15 @@ def stage1b(cell: tables.Cell, path: Path):
     if not (ROOT / questions).is_file():
         return "blocked", lavid + ["aspect-questions", *cfg, "--model", "YOUR_LLM", "-o", questions]
     return "stage1b", lavid + ["aspects", *cfg, "--model", NATIVE_ASPECT_MODEL, "--questions", questions, "-o", bank]
+
+
+def train_command(config: Path, run_dir: Path, epochs: int, opts: list) -> tuple[str, list]:
+    """``(state, command)`` of one run: ``tools/train.py`` on ``config``, with ``--resume`` when it stopped
+    half-way (:func:`run_state`)."""
+    state = run_state(run_dir, epochs)
+    rel = str(config.relative_to(ROOT)) if config.is_relative_to(ROOT) else str(config)
+    cmd = [sys.executable, str(ROOT / "tools" / "train.py"), "--cfg", rel]
+    return state, cmd + (["--resume"] if state == "partial" else []) + opts
 
 
 def embed_command(method: str, cfg_args: list, out: str) -> list:
@@ -107,10 +116,7 @@ def ablation_commands(args):
             name = ab.name(value, seed, student)
             opts = over + ["EXPERIMENT.SEED", str(seed), "EXPERIMENT.NAME", name, "EXPERIMENT.TAG",
                            ab.tag(value, folder, student), "LOG.PREFIX", str(prefix), *(args.opts or [])]
-            state = run_state(prefix / cfg.EXPERIMENT.PROJECT / name, cfg.SOLVER.EPOCHS)
-            rel = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-            cmd = [sys.executable, str(ROOT / "tools" / "train.py"), "--cfg", rel]
-            yield state, cmd + (["--resume"] if state == "partial" else []) + opts
+            yield train_command(path, prefix / cfg.EXPERIMENT.PROJECT / name, cfg.SOLVER.EPOCHS, opts)
 
 
 def commands(args):
@@ -133,10 +139,7 @@ def commands(args):
             if cell.needs_visual_teacher:  # the teacher trained above, under the same prefix
                 teacher_run = prefix / cfg.EXPERIMENT.PROJECT / cell.teacher().name
                 opts += ["DISTILLER.TEACHER_CKPT", str(teacher_run / "student_best")]
-            state = run_state(prefix / cfg.EXPERIMENT.PROJECT / name, cfg.SOLVER.EPOCHS)
-            cmd = [sys.executable, str(ROOT / "tools" / "train.py"), "--cfg", str(path.relative_to(ROOT))]
-            cmd += (["--resume"] if state == "partial" else []) + opts
-            yield state, cmd
+            yield train_command(path, prefix / cfg.EXPERIMENT.PROJECT / name, cfg.SOLVER.EPOCHS, opts)
 
 
 def main(argv=None) -> int:

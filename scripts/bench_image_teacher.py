@@ -11,7 +11,6 @@ side by side; the outputs are checked equal first:
 
 import argparse
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import torch

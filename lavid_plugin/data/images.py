@@ -35,6 +35,7 @@ class ImageList(Dataset):
         self.transform, self.with_index = transform, with_index
         self.groups = None if groups is None else list(groups)
         self.draft_size = draft_size
+        self.encoded = False  # DATASET.DECODE_ON_DEVICE (train split): items are the files' bytes, undecoded
         # one flag per sample; build_loaders moves it to shared memory when workers will write to it
         self.bad = torch.zeros(max(len(self.samples), 1), dtype=torch.uint8)
 
@@ -50,7 +51,7 @@ class ImageList(Dataset):
             return im.convert("RGB")
 
     def __getitem__(self, i):
-        if getattr(self, "encoded", False):  # DATASET.DECODE_ON_DEVICE: the file's bytes, decoded by the trainer
+        if self.encoded:  # DATASET.DECODE_ON_DEVICE: the file's bytes, decoded by the trainer
             return self.read_bytes(i), self.targets[i], i
         try:
             img = self.load(i)
