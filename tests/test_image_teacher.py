@@ -230,10 +230,13 @@ def test_mllm_distillers_train_evaluate_and_resume_through_the_trainer(cub, bank
         torch.testing.assert_close(a[k], b[k], msg=k)
 
 
-def test_teacher_cli_help_names_the_papers_defaults_and_runs_end_to_end(cub, tmp_path):
-    lavid = [sys.executable, "-m", "lavid_plugin.cli", "teacher"]
+def test_teacher_cli_help_names_the_papers_defaults_and_runs_end_to_end(cub, tmp_path, capsys):
+    from lavid_plugin.cli import main
+
     def help_of(cmd):  # argparse wraps at spaces and hyphens
-        return "".join(subprocess.run(lavid + [cmd, "--help"], capture_output=True, text=True).stdout.split())
+        with pytest.raises(SystemExit):
+            main(["teacher", cmd, "--help"])
+        return "".join(capsys.readouterr().out.split())
 
     text = help_of("features")
     assert "llava-hf/llava-1.5-7b-hf" in text and "[-1,-6,-12,-18,-24,-30]" in text and "Table1uses-12" in text
@@ -241,15 +244,13 @@ def test_teacher_cli_help_names_the_papers_defaults_and_runs_end_to_end(cub, tmp
     text = help_of("aspects")
     assert "InternVL2-8B" in text and "(default:YesNo)" in text
     opts = ["--opts", "DATASET.TYPE", "cub", "DATASET.ROOT", str(cub), "DATASET.NUM_WORKERS", "0"]
-    assert subprocess.run(lavid + ["make-tiny-vlm", str(tmp_path / "vlm"), *opts], capture_output=True).returncode == 0
-    r = subprocess.run(lavid + ["features", "--cfg", "", "--model", str(tmp_path / "vlm"), "--layers", "-1", "-40",
-                                "-o", str(tmp_path / "b.safetensors"), "--no-progress", *opts],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and "layer(s) [-40] out of range" in r.stderr and not (tmp_path / "b.safetensors").exists()
-    r = subprocess.run(lavid + ["features", "--cfg", "", "--model", str(tmp_path / "vlm"), "--layers", "-1",
-                                "-o", str(tmp_path / "b.safetensors"), "--no-progress", *opts],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    assert main(["teacher", "make-tiny-vlm", str(tmp_path / "vlm"), *opts]) == 0
+    features = ["teacher", "features", "--cfg", "", "--model", str(tmp_path / "vlm"), "-o", str(tmp_path / "b.safetensors"),
+                "--no-progress", *opts, "--layers"]
+    capsys.readouterr()
+    assert main(features + ["-1", "-40"]) == 2
+    assert "layer(s) [-40] out of range" in capsys.readouterr().err and not (tmp_path / "b.safetensors").exists()
+    assert main(features + ["-1"]) == 0
     assert SampleBank.load(tmp_path / "b.safetensors").names == ["last-1", "mean-1"]
 
 
@@ -320,17 +321,19 @@ def test_a_killed_teacher_command_resumes_from_its_parts(cub, tmp_path):
     """SIGKILL after the second chunk (LAVID_FAULT), then the same command: the bank equals an uninterrupted run's."""
     import os
 
-    lavid = [sys.executable, "-m", "lavid_plugin.cli", "teacher"]
+    from lavid_plugin.cli import main
+
     opts = ["--opts", "DATASET.TYPE", "cub", "DATASET.ROOT", str(cub), "DATASET.NUM_WORKERS", "0"]
-    assert subprocess.run(lavid + ["make-tiny-vlm", str(tmp_path / "vlm"), *opts], capture_output=True).returncode == 0
-    cmd = lavid + ["features", "--cfg", "", "--model", str(tmp_path / "vlm"), "--layers", "-1", "--chunk-size", "2",
-                   "--no-progress", *opts, "-o"]
-    killed = subprocess.run(cmd + [str(tmp_path / "b.safetensors")], env=dict(os.environ, LAVID_FAULT="teacher-chunk:1"),
-                            capture_output=True)
+    assert main(["teacher", "make-tiny-vlm", str(tmp_path / "vlm"), *opts]) == 0
+    args = ["teacher", "features", "--cfg", "", "--model", str(tmp_path / "vlm"), "--layers", "-1", "--chunk-size", "2",
+            "--no-progress", *opts, "-o"]
+    # only the killed run needs its own process; the restart and the uninterrupted run are the same command here
+    killed = subprocess.run([sys.executable, "-m", "lavid_plugin.cli", *args, str(tmp_path / "b.safetensors")],
+                            env=dict(os.environ, LAVID_FAULT="teacher-chunk:1"), capture_output=True)
     assert killed.returncode == -9 and not (tmp_path / "b.safetensors").exists()
     assert len(list((tmp_path / "b.safetensors.parts").glob("chunk-*.safetensors"))) == 2
-    assert subprocess.run(cmd + [str(tmp_path / "b.safetensors")], capture_output=True).returncode == 0
-    assert subprocess.run(cmd + [str(tmp_path / "whole.safetensors")], capture_output=True).returncode == 0
+    assert main(args + [str(tmp_path / "b.safetensors")]) == 0
+    assert main(args + [str(tmp_path / "whole.safetensors")]) == 0
     assert SampleBank.load(tmp_path / "b.safetensors").content_hash() == \
         SampleBank.load(tmp_path / "whole.safetensors").content_hash()
 
