@@ -2,11 +2,13 @@
 
 mdistiller's node names and defaults are kept (an mdistiller YAML still merges); the
 logit-standardization fork's ``EXPERIMENT.LOGIT_STAND`` is included. New keys live under new nodes
-(``LAVID``, ``MLKD``) or are additions to existing ones (``DATASET.ROOT`` ...), all UPPER_SNAKE with
+(``LAVID``, ``MLKD``, each declared by its distiller class) or are additions to existing ones (``DATASET.ROOT`` ...), all UPPER_SNAKE with
 loss weights under ``<NODE>.LOSS.<TERM>_WEIGHT`` as mdistiller's KD does.
 """
 
 from __future__ import annotations
+
+import copy
 
 from yacs.config import CfgNode as CN
 
@@ -80,28 +82,14 @@ CFG.LOG.WANDB = False
 CFG.LOG.SELECT = "best_test_acc"
 CFG.LOG.EVAL_FREQ = 5
 
-# ---------------------------------------------------------------- distillation methods (mdistiller)
-CFG.KD = CN()
-CFG.KD.TEMPERATURE = 4
-CFG.KD.LOSS = CN()
-CFG.KD.LOSS.CE_WEIGHT = 0.1
-CFG.KD.LOSS.KD_WEIGHT = 0.9
-
+# ------------------------------------- mdistiller's own distillers (its zoo runs through the plugin and the bridge)
+# The plugin's methods (KD, DKD, RKD, MLKD, LAVID, MAKD, FITNET_MLLM, CRD_MLLM, ...) declare their nodes
+# in their distiller class (NODE, DEFAULTS); get_cfg_defaults() adds them from the registry.
 CFG.AT = CN()
 CFG.AT.P = 2
 CFG.AT.LOSS = CN()
 CFG.AT.LOSS.CE_WEIGHT = 1.0
 CFG.AT.LOSS.FEAT_WEIGHT = 1000.0
-
-CFG.RKD = CN()
-CFG.RKD.DISTANCE_WEIGHT = 25
-CFG.RKD.ANGLE_WEIGHT = 50
-CFG.RKD.LOSS = CN()
-CFG.RKD.LOSS.CE_WEIGHT = 1.0
-CFG.RKD.LOSS.FEAT_WEIGHT = 1.0
-CFG.RKD.PDIST = CN()
-CFG.RKD.PDIST.EPSILON = 1e-12
-CFG.RKD.PDIST.SQUARED = False
 
 CFG.FITNET = CN()
 CFG.FITNET.HINT_LAYER = 2
@@ -171,69 +159,26 @@ CFG.REVIEWKD.OUT_CHANNELS = [64, 128, 256, 256]
 CFG.REVIEWKD.MAX_MID_CHANNEL = 512
 CFG.REVIEWKD.STU_PREACT = False
 
-CFG.DKD = CN()
-CFG.DKD.CE_WEIGHT = 1.0
-CFG.DKD.ALPHA = 1.0
-CFG.DKD.BETA = 8.0
-CFG.DKD.T = 4.0
-CFG.DKD.WARMUP = 20
-
 # DOT (upstream mdistiller) keeps merging
 CFG.SOLVER.DOT = CN()
 CFG.SOLVER.DOT.DELTA = 0.075
 
-# ---------------------------------------------------------------- plugin nodes
-# MLKD (multi-level logit distillation, as the logit-standardization fork runs it). The fork reads
-# KD.TEMPERATURE and KD.LOSS.*; the plugin gives MLKD its own node so KD and MLKD can differ.
-CFG.MLKD = CN()
-CFG.MLKD.TEMPERATURE = 4.0
-CFG.MLKD.LOSS = CN()
-CFG.MLKD.LOSS.CE_WEIGHT = 1.0
-CFG.MLKD.LOSS.KD_WEIGHT = 1.0
-
-# LaViD: L = CE_WEIGHT * (CE or the base distiller's loss) + LAVID_WEIGHT * mean((S(x) - T_y)^2)
-CFG.LAVID = CN()
-CFG.LAVID.SIGNATURE = ""  # an LLMSignature file (.safetensors), aligned to the dataset by class name
-CFG.LAVID.NORMALIZE_NAMES = False  # fold case/underscores/"001." prefixes when aligning
-CFG.LAVID.BASE = "NONE"  # the distiller LaViD composes with: NONE, KD, DKD, MLKD, RKD, ...
-CFG.LAVID.VIEWS = ["weak"]  # with a two-view base (MLKD): which views get the LaViD term
-CFG.LAVID.LOSS = CN()
-CFG.LAVID.LOSS.CE_WEIGHT = 1.0  # gamma of the authors' code: weight of CE (BASE NONE) or of the base loss
-CFG.LAVID.LOSS.LAVID_WEIGHT = 40.0  # lambda (beta in the authors' code; 40 in their README)
-# scale lambda by (Q*M) / 250, so the paper's lambda (set for Q*M = 250) keeps its meaning for other Q, M
-CFG.LAVID.LOSS.SCALE_TO_PAPER = False
-
-# The multimodal-LLM baselines of Table 1 / Table B: a per-image teacher bank (``lavid teacher ...``),
-# aligned to the training images by sample id. Loss weights: the paper does not print them.
-CFG.MAKD = CN()
-CFG.MAKD.BANK = ""  # lavid teacher aspects: p_yes [N, A]
-CFG.MAKD.LOSS = CN()
-CFG.MAKD.LOSS.CE_WEIGHT = 1.0
-CFG.MAKD.LOSS.FEAT_WEIGHT = 1.0  # on BCE-with-logits(aspect outputs, P(Yes))
-CFG.FITNET_MLLM = CN()
-CFG.FITNET_MLLM.BANK = ""  # lavid teacher features
-CFG.FITNET_MLLM.LAYER = -12  # hidden-state index (Table 1: -12; Table B: -1 ... -30)
-CFG.FITNET_MLLM.TOKEN = "last"  # last prompt token (the authors' default) or mean over tokens
-CFG.FITNET_MLLM.LOSS = CN()
-CFG.FITNET_MLLM.LOSS.CE_WEIGHT = 1.0
-CFG.FITNET_MLLM.LOSS.FEAT_WEIGHT = 40.0  # on the MSE of L2-normalised features (1/D-sized per element)
-CFG.CRD_MLLM = CN()
-CFG.CRD_MLLM.BANK = ""
-CFG.CRD_MLLM.LAYER = -12
-CFG.CRD_MLLM.TOKEN = "last"
-CFG.CRD_MLLM.FEAT_DIM = 128
-CFG.CRD_MLLM.MODE = "exact"  # the positive is the sample itself (the authors); relax: a same-class sample
-CFG.CRD_MLLM.NCE = CN()
-CFG.CRD_MLLM.NCE.K = 4096
-CFG.CRD_MLLM.NCE.T = 0.07
-CFG.CRD_MLLM.NCE.MOMENTUM = 0.5
-CFG.CRD_MLLM.LOSS = CN()
-CFG.CRD_MLLM.LOSS.CE_WEIGHT = 1.0
-CFG.CRD_MLLM.LOSS.FEAT_WEIGHT = 0.8  # mdistiller's CRD weight
+def _node(defaults: dict) -> CN:
+    return CN({k: _node(v) if isinstance(v, dict) else copy.deepcopy(v) for k, v in defaults.items()})
 
 
 def get_cfg_defaults() -> CN:
-    return CFG.clone()
+    """mdistiller's schema (:data:`CFG`) plus the node each registered distiller declares
+    (``NODE``/``DEFAULTS``), as detectron2's ``add_*_config``."""
+    from .distillers import method_nodes
+    from .errors import LavidError
+
+    cfg = CFG.clone()
+    for node, defaults in method_nodes().items():
+        if node in cfg:
+            raise LavidError(f"config node {node} is declared twice: in lavid_plugin.config and by a distiller")
+        cfg[node] = _node(defaults)
+    return cfg
 
 
 def _read_yaml(path: str) -> dict:
@@ -286,6 +231,18 @@ def _opts_floats_where_float(defaults: CN, opts: list) -> list:
         if isinstance(node, float) and isinstance(value, int) and not isinstance(value, bool):
             out[i + 1] = float(value)
     return out
+
+
+def cfg_from_dict(data: dict, where: str = "config") -> CN:
+    """The defaults with ``data`` (nested dicts, as a YAML holds them) merged over them."""
+    from .errors import LavidError
+
+    cfg = get_cfg_defaults()
+    try:
+        cfg.merge_from_other_cfg(CN(_floats_where_float(cfg, data)))
+    except (KeyError, ValueError, AssertionError) as e:
+        raise LavidError(f"{where}: {e.args[0] if e.args else e}") from None
+    return cfg
 
 
 def load_cfg(path: str | None = None, opts: list | None = None, freeze: bool = True) -> CN:

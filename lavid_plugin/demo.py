@@ -7,9 +7,12 @@ attributes. ``--seeds N`` runs each row with N seeds and prints mean ± std and 
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from pathlib import Path
+
+from .data.demo_birds import DEMO_QUESTIONS, REFERENCE_CONFIDENCE, demo_attributes
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "lavid" / "demo"
 #: (label, config, signature file under the demo root, run name)
@@ -17,6 +20,67 @@ ROWS = (("vanilla (CE)", "res18_vanilla.yaml", None, "vanilla_res18"),
         ("LaViD, offline teacher", "res18.yaml", "signature.safetensors", "lavid_res18"),
         ("LaViD, teacher that knows the attributes (reference)", "res18.yaml", "reference_signature.safetensors",
          "lavid_reference_res18"))
+
+
+def prepare_demo_teachers(cfg) -> None:
+    """The demo's images and, when ``LAVID.SIGNATURE`` names one of them, its signature files (the
+    demo builds its teachers itself; training only reads teacher files)."""
+    from .data.demo_birds import ensure_demo_dataset
+
+    if cfg.DATASET.TYPE != "demo_birds":
+        return
+    root = Path(cfg.DATASET.ROOT)
+    if not (root / "classes.json").is_file():
+        ensure_demo_dataset(root)
+    sig = Path(cfg.LAVID.SIGNATURE) if cfg.LAVID.SIGNATURE else None
+    if sig is not None and sig.resolve() == (root / "signature.safetensors").resolve():
+        ensure_demo_signature(root)
+    if sig is not None and sig.resolve() == (root / "reference_signature.safetensors").resolve():
+        ensure_reference_signature(root)
+
+
+def ensure_demo_signature(root: str | Path, model: str = "minilm") -> Path:
+    """The demo's signature, built by the Stage 1 code path: the shipped attribute questions answered
+    for each class name by the sentence-embedding backend (an offline CPU language model)."""
+    from .signature.embedding import EmbeddingAnswerer
+    from .signature.questions import read_questions
+    from .signature.signature import LLMSignature
+
+    root = Path(root)
+    out = root / "signature.safetensors"
+    if out.is_file() and LLMSignature.load(out).provenance.get("scoring") == "statement":
+        return out  # (one written before the statement scoring is rebuilt)
+    classes = json.loads((root / "classes.json").read_text())["classes"]
+    questions, _ = read_questions(DEMO_QUESTIONS)
+    sig = EmbeddingAnswerer(model).extract(questions, classes, question_source=str(DEMO_QUESTIONS.name))
+    sig.save(out)
+    return out
+
+
+def ensure_reference_signature(root: str | Path) -> Path:
+    """The signature of a teacher that knows the drawn attributes: ``REFERENCE_CONFIDENCE`` on each
+    question's correct option, the rest spread evenly. It shows the method's headroom, separately
+    from how well the offline teacher answers."""
+    import torch
+
+    from .signature.questions import read_questions
+    from .signature.signature import LLMSignature, offsets_from_counts
+
+    out = Path(root) / "reference_signature.safetensors"
+    if out.is_file():
+        return out
+    questions, _ = read_questions(DEMO_QUESTIONS)
+    rows = []
+    for name, answers in demo_attributes().items():
+        row = []
+        for q, a in zip(questions, answers):
+            m = q.num_options
+            row += [REFERENCE_CONFIDENCE if i + 1 == a else (1 - REFERENCE_CONFIDENCE) / (m - 1) for i in range(m)]
+        rows.append(row)
+    LLMSignature(list(demo_attributes()), torch.tensor(rows), offsets_from_counts(q.num_options for q in questions),
+                 questions=questions, provenance={"source": "demo-attributes", "answering_model": "the drawn attributes",
+                                                  "confidence": REFERENCE_CONFIDENCE}).save(out)
+    return out
 
 
 def _config_dir() -> Path:
@@ -39,7 +103,9 @@ def run_row(args, config: str, signature: str | None, name: str, seed: int) -> t
     if args.epochs:
         opts += ["SOLVER.EPOCHS", str(args.epochs)]
     t0 = time.perf_counter()
-    trainer = train(load_cfg(str(_config_dir() / config), opts), progress=False)
+    cfg = load_cfg(str(_config_dir() / config), opts)
+    prepare_demo_teachers(cfg)
+    trainer = train(cfg, progress=False)
     return _last_test_acc(trainer.log_path / "worklog.txt"), trainer.best_acc, time.perf_counter() - t0
 
 

@@ -16,11 +16,13 @@ Adding a table is one entry in :data:`TABLES` (and its methods in :data:`METHODS
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 
-#: short student name (config file names, report columns) -> model name (``DISTILLER.STUDENT``)
-STUDENTS = {"res18": "resnet18", "mv2": "mobilenetv2", "shuv2": "shufflenetv2", "res50": "resnet50",
-            "vit_b16": "vit_b16", "clip_b16": "clip_b16"}
+from .distillers.LAVID import LaViD
+from .models import STUDENTS  # noqa: F401 (short student name -> DISTILLER.STUDENT)
+
 #: Table 1's fine-grained datasets (``DATASET.TYPE``), in the paper's column order
 FINE_GRAINED = ("cub", "caltech101", "flowers", "aircraft", "pets", "cars")
 #: Table 3's ImageNet WordNet groups (``DATASET.GROUP`` of ``DATASET.TYPE imagenet_group``)
@@ -39,9 +41,9 @@ TEACHER_TABLE = "teacher"
 # DKD: T 4, alpha 1, beta 2, warm-up 1; MLKD: T 1, CE 0.5, KD 0.5). MLKD's settings are written
 # under KD too: the logit-standardization fork's MLKD reads KD.*, the plugin's MLKD.*.
 _MLKD = {"MLKD": {"TEMPERATURE": 1.0, "LOSS": {"CE_WEIGHT": 0.5, "KD_WEIGHT": 0.5}},
-         "KD": {"TEMPERATURE": 1, "LOSS": {"CE_WEIGHT": 0.5, "KD_WEIGHT": 0.5}},
-         "SOLVER": {"TRAINER": "ours"}}  # the fork's two-view trainer (the bridge adds it to upstream)
-_LAVID_LOSS = {"CE_WEIGHT": 1.0, "LAVID_WEIGHT": 40.0}
+         "KD": {"TEMPERATURE": 1, "LOSS": {"CE_WEIGHT": 0.5, "KD_WEIGHT": 0.5}}}
+# the paper's gamma and lambda, as LaViD declares them (written into the configs for the reader)
+_LAVID_LOSS = {k: LaViD.DEFAULTS["LOSS"][k] for k in ("CE_WEIGHT", "LAVID_WEIGHT")}
 
 #: method (a table row) -> its config overrides, merged over the cell's dataset/solver settings
 METHODS = {
@@ -71,32 +73,82 @@ BANK_FILES = {"features": "llava-1.5-7b_features.safetensors", "aspects": "inter
 ASPECT_QUESTIONS = "aspect_questions.txt"
 
 
-#: mdistiller's trainers do not pass the batch's sample index; the bridge's ``sample`` trainer does
-_SAMPLE_TRAINER = {"SOLVER": {"TRAINER": "sample"}}
-
-
 def _mllm(kind: str, layer: int) -> dict:
     node = {"fitnet": "FITNET_MLLM", "crd": "CRD_MLLM"}[kind]
-    return {"DISTILLER": {"TYPE": node}, node: {"LAYER": layer}, **_SAMPLE_TRAINER}
+    return {"DISTILLER": {"TYPE": node}, node: {"LAYER": layer}}
 
 
 METHODS.update({
     # the multimodal-LLM baselines of Table 1: MaKD (InternVL2-8B's aspect answers), FitNet and CRD on
     # LLaVA-1.5-7B's hidden states at layer -12 (the last prompt token, as the authors)
-    "makd": {"DISTILLER": {"TYPE": "MAKD"}, **_SAMPLE_TRAINER},
+    "makd": {"DISTILLER": {"TYPE": "MAKD"}},
     "fitnet_llava": _mllm("fitnet", -12),
     "crd_llava": _mllm("crd", -12),
     # Table B: the same at each layer
     **{f"{k}_llava_l{-layer}": _mllm(k, layer) for k in ("fitnet", "crd") for layer in TABLE_B_LAYERS},
 })
-#: methods that read a per-image bank: method -> (config node, bank kind)
-READS_BANK = {m: (spec["DISTILLER"]["TYPE"], "aspects" if spec["DISTILLER"]["TYPE"] == "MAKD" else "features")
-              for m, spec in METHODS.items() if spec["DISTILLER"]["TYPE"] in ("MAKD", "FITNET_MLLM", "CRD_MLLM")}
 
-#: methods that distill from the trained visual teacher (``res50_vanilla`` of the same dataset)
-VISUAL_TEACHER = frozenset({"kd", "rkd", "dkd", "mlkd", "ls", "lavid_ls"})
-#: methods that read the dataset's signature (``LAVID.SIGNATURE``)
-READS_SIGNATURE = frozenset({"lavid", "lavid_ls", "emb_minilm", "emb_bert"})
+
+# ------------------------------------------------- what a row needs, asked of its distiller class
+@functools.lru_cache(maxsize=None)
+def _cfg_of(spec_json: str):
+    from .config import cfg_from_dict
+
+    return cfg_from_dict(json.loads(spec_json), where="tables.METHODS")
+
+
+def method_cfg(method: str):
+    """The config of a row: the defaults with the row's overrides (its distiller's hooks read it)."""
+    return _cfg_of(json.dumps(METHODS[method], sort_keys=True))
+
+
+def method_class(method: str):
+    """The distiller class of a row (``DISTILLER.TYPE`` in the registry)."""
+    from .distillers import lookup
+
+    return lookup(method_cfg(method).DISTILLER.TYPE, key=f"tables.METHODS[{method!r}] DISTILLER.TYPE")
+
+
+def needs_visual_teacher(method: str) -> bool:
+    """Whether the row distills from the trained visual teacher (``res50_vanilla`` of the same dataset)."""
+    return bool(method_class(method).needs_teacher(method_cfg(method)))
+
+
+def reads_signature(method: str) -> bool:
+    """Whether the row reads a per-class teacher file (the dataset's signature, ``LAVID.SIGNATURE``)."""
+    spec = method_class(method).precomputed_teacher(method_cfg(method))
+    return spec is not None and spec.per == "class"
+
+
+def reads_bank(method: str) -> tuple[str, str] | None:
+    """``(config node, bank kind)`` of the per-image bank the row reads, or None. The kind
+    (``features``/``aspects``: the ``lavid teacher`` command that writes it) is the class's ``BANK_KIND``."""
+    cls, cfg = method_class(method), method_cfg(method)
+    spec = cls.precomputed_teacher(cfg)
+    if spec is None or spec.per != "sample":
+        return None
+    return spec.key.rsplit(".", 1)[0], getattr(cls, "BANK_KIND", "")
+
+
+def trainer_of(method: str) -> str | None:
+    """mdistiller's ``SOLVER.TRAINER`` the row needs under the bridge: ``sample`` when its distiller
+    looks its teacher up by sample index, ``ours`` (the fork's two-view trainer) for two views."""
+    cls, cfg = method_class(method), method_cfg(method)
+    if cls.needs_sample_index(cfg):
+        return "sample"
+    return "ours" if tuple(cls.views_for(cfg)) == ("weak", "strong") else None
+
+
+def __getattr__(name):
+    """The derived sets under their names (``tables.READS_SIGNATURE``, ...), computed when read."""
+    if name == "VISUAL_TEACHER":
+        return frozenset(m for m in METHODS if needs_visual_teacher(m))
+    if name == "READS_SIGNATURE":
+        return frozenset(m for m in METHODS if reads_signature(m))
+    if name == "READS_BANK":
+        return {m: reads_bank(m) for m in METHODS if reads_bank(m)}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: the paper's fine-grained recipe: 240 epochs, batch 16, SGD lr 0.01 (x0.1 at 150/180/210), wd 5e-4
 PAPER_SOLVER = {"BATCH_SIZE": 16, "EPOCHS": 240, "LR": 0.01, "LR_DECAY_STAGES": [150, 180, 210], "LR_DECAY_RATE": 0.1,
@@ -184,7 +236,7 @@ class Cell:
 
     @property
     def needs_visual_teacher(self) -> bool:
-        return self.method in VISUAL_TEACHER
+        return needs_visual_teacher(self.method)
 
     def teacher(self) -> "Cell":
         """The ResNet-50 cell whose ``student_best`` this cell distills from."""
@@ -204,24 +256,29 @@ class Cell:
             cfg["DATASET"]["GROUP"] = self.group
         cfg = merge(cfg, STUDENT_RECIPES.get(self.student, {}))
         cfg = merge(cfg, METHODS[self.method])
-        if "TRAINER" in cfg["SOLVER"]:  # keep SOLVER's keys together
-            cfg["SOLVER"] = {"TRAINER": cfg["SOLVER"].pop("TRAINER"), **cfg["SOLVER"]}
+        trainer = trainer_of(self.method)
+        if trainer:  # for mdistiller's tools/train.py (the bridge); the plugin's trainer needs none
+            cfg["SOLVER"] = {"TRAINER": trainer, **cfg["SOLVER"]}
         if self.needs_visual_teacher:
             cfg["DISTILLER"].update(TEACHER=STUDENTS[TEACHER_STUDENT],
                                     TEACHER_CKPT=f"./output/{self.project}/{self.teacher().name}/student_best")
-        if self.method in READS_SIGNATURE:
+        if reads_signature(self.method):
             sig_dir = f"imagenet/{self.group}" if self.group else SIGNATURE_DIR.get(self.dataset, self.dataset)
             cfg["LAVID"]["SIGNATURE"] = f"./signatures/{sig_dir}/{SIGNATURE_FILES.get(self.method, SIGNATURE_NAME)}"
-        if self.method in READS_BANK:
-            cfg.setdefault(READS_BANK[self.method][0], {})["BANK"] = self.bank_path
+        bank = reads_bank(self.method)
+        if bank and bank[1] in BANK_FILES:
+            cfg.setdefault(bank[0], {})["BANK"] = self.bank_path
         return cfg
 
     @property
     def bank_path(self) -> str:
         """The per-image bank this cell reads (relative to the repository), or ""."""
-        if self.method not in READS_BANK:
+        bank = reads_bank(self.method)
+        if not bank:
             return ""
-        return f"./banks/{self.folder}/{BANK_FILES[READS_BANK[self.method][1]]}"
+        if bank[1] in BANK_FILES:
+            return f"./banks/{self.folder}/{BANK_FILES[bank[1]]}"
+        return str(METHODS[self.method].get(bank[0], {}).get("BANK", ""))  # a bank the row names itself
 
 
 @dataclass(frozen=True)
@@ -313,7 +370,3 @@ def cell_from_tag(tag: str) -> Cell | None:
     table, folder, student, method = parts
     dataset, group = column_of(folder)
     return Cell(table, dataset, student, method, group)
-
-
-def table_of(cell: Cell) -> Table | None:
-    return next((t for t in TABLES.values() if t.tag == cell.table), None)

@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic writes and content hashes."""
+"""Small shared helpers: atomic writes, content hashes, output-path checks and crash-test fault points."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from .errors import LavidError
 
 
 @contextlib.contextmanager
@@ -109,3 +112,22 @@ def load_tensor_file(path: str | os.PathLike, what: str) -> tuple[dict, dict]:
     if not isinstance(meta, dict):
         raise LavidError(f"{path}: its 'lavid' metadata is not a JSON object: not a LaViD {what}")
     return tensors, meta
+
+
+def check_output_path(path) -> None:
+    """An output file whose folder cannot exist (a parent is a regular file) or that is a folder is
+    named before any model loads."""
+    path = Path(path)
+    if path.is_dir():
+        raise LavidError(f"-o {path}: is a folder; give a file name")
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise LavidError(f"-o {path}: cannot write there, {parent} is a file")
+            break
+
+
+def fault_point(name: str, step: int) -> None:
+    """Crash tests: ``LAVID_FAULT=<name>:<step>`` SIGKILLs the process here (no cleanup runs)."""
+    if os.environ.get("LAVID_FAULT") == f"{name}:{step}":
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -86,7 +86,3 @@ def apply(verbose: bool = False) -> dict:
               f"datasets via {r['datasets']}, models {r['models']}, trainers {r['trainers'] or 'as is'}, "
               f"{len(r['cfg'])} config keys", file=sys.stderr)
     return dict(_applied)
-
-
-def is_applied() -> bool:
-    return bool(_applied)

@@ -36,6 +36,7 @@ def widen_int_defaults(dst, src) -> list[str]:
 
 
 def patch_config(md_cfg) -> dict:
-    from lavid_plugin.config import CFG as plugin_cfg
+    from lavid_plugin.config import get_cfg_defaults
 
+    plugin_cfg = get_cfg_defaults()
     return {"widened": widen_int_defaults(md_cfg, plugin_cfg), "cfg": merge_missing(md_cfg, plugin_cfg)}

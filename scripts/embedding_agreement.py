@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from lavid_plugin.signature.released import import_reference_json
 from lavid_plugin.data.demo_birds import DEMO_QUESTIONS, demo_attributes
 from lavid_plugin.signature.embedding import SCORINGS, EmbeddingAnswerer
 from lavid_plugin.signature.inspect import attribute_agreement
@@ -53,7 +54,7 @@ def main():
     if (ref / "signatures" / "cub200" / "qwen2.5-7b_chat_50-5.json").is_file():
         q, _ = read_questions(ref / "questions" / "cub200" / "chat_50-5.txt")
         names = json.loads((ref / "classes" / "cub200_classes.json").read_text())
-        qwen = LLMSignature.import_reference_json(ref / "signatures" / "cub200" / "qwen2.5-7b_chat_50-5.json",
+        qwen = import_reference_json(ref / "signatures" / "cub200" / "qwen2.5-7b_chat_50-5.json",
                                                   questions=q, class_names=names)
         cub = (q, names, qwen, {n: [int(qwen.targets[k, qwen.question_slice(j)].argmax()) + 1
                                     for j in range(qwen.num_questions)] for k, n in enumerate(names)})

@@ -17,7 +17,7 @@ import torch
 
 from helpers import random_signature, small_demo
 from lavid_plugin.cli import main as lavid
-from lavid_plugin.engine.launch import train_main
+from lavid_plugin.cli.train import train_main
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "configs" / "lavid" / "demo"
@@ -188,6 +188,8 @@ CASES = [
     ("signature-lacks-class", "train", lambda d, b: train_cfg(d, b, "LAVID.SIGNATURE",
                                                               str(random_signature(b[1][:-1], counts=(3, 3)).save(d / "s.safetensors"))),
      ["s.safetensors", "LAVID.SIGNATURE"]),
+    ("dkd-warmup-zero", "train", lambda d, b: train_cfg(d, b, "DISTILLER.TYPE", "DKD", "DKD.WARMUP", "0"), ["DKD.WARMUP", "> 0"]),
+    ("lavid-base-dkd-warmup-zero", "train", lambda d, b: train_cfg(d, b, "LAVID.BASE", "DKD", "DKD.WARMUP", "0"), ["DKD.WARMUP", "> 0"]),
     ("dataset-unknown", "train", lambda d, b: train_cfg(d, b, "DATASET.TYPE", "cub2011"), ["DATASET.TYPE 'cub2011'", "cub"]),
     ("dataset-layout", "train", lambda d, b: train_cfg(d, b, "DATASET.TYPE", "cub", "DATASET.ROOT", str(d / "cub")), ["images.txt", "expected under DATASET.ROOT"]),
     # resuming

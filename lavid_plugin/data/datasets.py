@@ -291,38 +291,39 @@ def imagenet_aliases() -> dict[str, list[str]]:
     return {m[0]: list(m[2]) for members in _groups_file()["groups"].values() for m in members}
 
 
+def imagenet_group_classes(group: str, key: str = "DATASET.GROUP") -> tuple[list[str], dict]:
+    """An ImageNet group's class names in label (wnid) order, and each class's aliases
+    (:func:`imagenet_aliases`): what a group's training run and its signature import both align by."""
+    groups = imagenet_groups()
+    if group not in groups:
+        raise LavidError(f"{key} {group!r} is not an ImageNet group; known: {sorted(groups)}")
+    members, aliases = sorted(groups[group]), imagenet_aliases()
+    return [n for _, n in members], {n: aliases[w] for w, n in members if aliases.get(w)}
+
+
 def imagenet_group(cfg, train_tf, val_tf, run_dir=None) -> Splits:
     """ImageNet restricted to one WordNet group (``DATASET.GROUP``); classes in wnid order, named
     by the membership file, so the group's own signature aligns by name (or by one of the class's
     aliases, :func:`imagenet_aliases`)."""
-    groups = imagenet_groups()
     group = cfg.DATASET.GROUP
-    if group not in groups:
-        raise LavidError(f"DATASET.GROUP {group!r} is not an ImageNet group; known: {sorted(groups)}")
+    classes, class_aliases = imagenet_group_classes(group)
+    members = sorted(imagenet_groups()[group])
     root = Path(cfg.DATASET.ROOT)
-    members = sorted(groups[group])
     require(root, ("train", "val"), "imagenet_group")
-    wnids, classes = [w for w, _ in members], [n for _, n in members]
+    wnids = [w for w, _ in members]
     for split in ("train", "val"):
         require(root / split, wnids, "imagenet_group")
     train = image_folder_samples(root / "train", wnids)
     val = image_folder_samples(root / "val", wnids)
-    aliases = imagenet_aliases()
-    return _splits(train, val, classes, train_tf, val_tf,
-                   class_aliases={n: aliases[w] for w, n in members if aliases.get(w)})
+    return _splits(train, val, classes, train_tf, val_tf, class_aliases=class_aliases)
 
 
 def demo_birds(cfg, train_tf, val_tf, run_dir=None) -> Splits:
-    from .demo_birds import ensure_demo_dataset, ensure_demo_signature, ensure_reference_signature
+    from .demo_birds import ensure_demo_dataset
 
     root = Path(cfg.DATASET.ROOT)
     if not (root / "classes.json").is_file():  # a complete copy (any size) is reused as it is
         ensure_demo_dataset(root)
-    sig = Path(cfg.LAVID.SIGNATURE) if cfg.LAVID.SIGNATURE else None
-    if sig is not None and sig.resolve() == (root / "signature.safetensors").resolve():
-        ensure_demo_signature(root)
-    if sig is not None and sig.resolve() == (root / "reference_signature.safetensors").resolve():
-        ensure_reference_signature(root)
     classes = json.loads((root / "classes.json").read_text())["classes"]
     return _splits(image_folder_samples(root / "train", classes), image_folder_samples(root / "test", classes),
                    classes, train_tf, val_tf)

@@ -97,54 +97,9 @@ def ensure_demo_dataset(root: str | Path, train_per_class: int = 24, test_per_cl
     return root
 
 
-def ensure_demo_signature(root: str | Path, model: str = "minilm") -> Path:
-    """The demo's signature, built by the Stage 1 code path: the shipped attribute questions answered
-    for each class name by the sentence-embedding backend (an offline CPU language model)."""
-    from ..signature.embedding import EmbeddingAnswerer
-    from ..signature.questions import read_questions
-
-    from ..signature.signature import LLMSignature
-
-    root = Path(root)
-    out = root / "signature.safetensors"
-    if out.is_file() and LLMSignature.load(out).provenance.get("scoring") == "statement":
-        return out  # (one written before the statement scoring is rebuilt)
-    classes = json.loads((root / "classes.json").read_text())["classes"]
-    questions, _ = read_questions(DEMO_QUESTIONS)
-    sig = EmbeddingAnswerer(model).extract(questions, classes, question_source=str(DEMO_QUESTIONS.name))
-    sig.save(out)
-    return out
-
-
 def demo_attributes() -> dict[str, list[int]]:
     """``{class name: [correct option number per shipped question]}``: the drawn attributes."""
     return {name: [values.index(attrs[key]) + 1 for key, values in ANSWER_KEY] for name, attrs in demo_classes()}
-
-
-def ensure_reference_signature(root: str | Path) -> Path:
-    """The signature of a teacher that knows the drawn attributes: ``REFERENCE_CONFIDENCE`` on each
-    question's correct option, the rest spread evenly. It shows the method's headroom, separately
-    from how well the offline teacher answers."""
-    import torch
-
-    from ..signature.questions import read_questions
-    from ..signature.signature import LLMSignature, offsets_from_counts
-
-    out = Path(root) / "reference_signature.safetensors"
-    if out.is_file():
-        return out
-    questions, _ = read_questions(DEMO_QUESTIONS)
-    rows = []
-    for name, answers in demo_attributes().items():
-        row = []
-        for q, a in zip(questions, answers):
-            m = q.num_options
-            row += [REFERENCE_CONFIDENCE if i + 1 == a else (1 - REFERENCE_CONFIDENCE) / (m - 1) for i in range(m)]
-        rows.append(row)
-    LLMSignature(list(demo_attributes()), torch.tensor(rows), offsets_from_counts(q.num_options for q in questions),
-                 questions=questions, provenance={"source": "demo-attributes", "answering_model": "the drawn attributes",
-                                                  "confidence": REFERENCE_CONFIDENCE}).save(out)
-    return out
 
 
 def ensure_attributes_file(root: str | Path) -> Path:

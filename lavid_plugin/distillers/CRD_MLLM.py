@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.contrastive import ContrastiveSampling
+from ..models import pooled_dim
 from ._sample_teacher import FeatureBankDistiller
-from .LAVID import pooled_dim
 from .registry import register
-from .zoo import ContrastiveSampling
 
 EPS = 1e-7
 
@@ -81,6 +81,12 @@ def nce_loss(x: torch.Tensor, num_data: int) -> torch.Tensor:
 
 @register("CRD_MLLM")
 class CRDMLLM(FeatureBankDistiller):
+
+    NODE = "CRD_MLLM"
+    DEFAULTS = {"BANK": "", "LAYER": -12, "TOKEN": "last", "FEAT_DIM": 128,
+                "MODE": "exact",  # the positive is the sample itself (the authors); relax: a same-class sample
+                "NCE": {"K": 4096, "T": 0.07, "MOMENTUM": 0.5},
+                "LOSS": {"CE_WEIGHT": 1.0, "FEAT_WEIGHT": 0.8}}  # FEAT: mdistiller's CRD weight
     NODE = "CRD_MLLM"
 
     def __init__(self, student, teacher, cfg, precomputed=None):

@@ -1,6 +1,7 @@
 import torch
 import torch.nn.functional as F
 
+from ..errors import LavidError
 from ._base import Distiller, normalize
 from .registry import register
 
@@ -31,17 +32,26 @@ class DKD(Distiller):
     """Decoupled Knowledge Distillation. Config: ``DKD.{CE_WEIGHT,ALPHA,BETA,T,WARMUP}``; the DKD term
     ramps up linearly over ``WARMUP`` epochs (``kwargs["epoch"]``)."""
 
+    NODE = "DKD"
+    DEFAULTS = {"CE_WEIGHT": 1.0, "ALPHA": 1.0, "BETA": 8.0, "T": 4.0, "WARMUP": 20}  # mdistiller's
+
     def __init__(self, student, teacher, cfg):
         super().__init__(student, teacher)
         self.ce_loss_weight = cfg.DKD.CE_WEIGHT
         self.alpha, self.beta = cfg.DKD.ALPHA, cfg.DKD.BETA
         self.temperature, self.warmup = cfg.DKD.T, cfg.DKD.WARMUP
         self.logit_stand = cfg.EXPERIMENT.LOGIT_STAND
-        if self.warmup <= 0:
-            raise ValueError(f"DKD.WARMUP must be > 0 epochs, got {self.warmup}")
+        self.check_cfg(cfg)
+
+    @classmethod
+    def check_cfg(cls, cfg) -> None:
+        if cfg.DKD.WARMUP <= 0:
+            raise LavidError(f"DKD.WARMUP must be > 0 epochs, got {cfg.DKD.WARMUP}")
+        if cfg.DKD.T <= 0:
+            raise LavidError(f"DKD.T must be > 0, got {cfg.DKD.T}")
 
     def view_losses(self, outputs, images, target, **kwargs):
-        (logits_student, feats_student), image = outputs["image"], images["image"]
+        (logits_student, _), image = outputs["image"], images["image"]
         with torch.no_grad():
             logits_teacher, _ = self.teacher(image)
         ramp = min(kwargs["epoch"] / self.warmup, 1.0)

@@ -12,13 +12,20 @@ as the authors' ``KDMSEModel`` (projection on the teacher side, ``F.mse_loss`` o
 import torch.nn.functional as F
 from torch import nn
 
+from ..models import pooled_dim
 from ._sample_teacher import FeatureBankDistiller
-from .LAVID import pooled_dim
 from .registry import register
 
 
 @register("FITNET_MLLM")
 class FitNetMLLM(FeatureBankDistiller):
+
+    NODE = "FITNET_MLLM"
+    DEFAULTS = {"BANK": "",  # lavid teacher features
+                "LAYER": -12,  # hidden-state index (Table 1: -12; Table B: -1 ... -30)
+                "TOKEN": "last",  # the last prompt token (the authors' default) or the mean over tokens
+                # FEAT: on the MSE of L2-normalised features (1/D-sized per element); the paper prints no weight
+                "LOSS": {"CE_WEIGHT": 1.0, "FEAT_WEIGHT": 40.0}}
     NODE = "FITNET_MLLM"
 
     def __init__(self, student, teacher, cfg, precomputed=None):

@@ -24,6 +24,9 @@ def kd_loss(logits_student, logits_teacher, temperature, logit_stand=False, redu
 class KD(Distiller):
     """Distilling the Knowledge in a Neural Network. Config: ``KD.TEMPERATURE``, ``KD.LOSS.{CE,KD}_WEIGHT``."""
 
+    NODE = "KD"
+    DEFAULTS = {"TEMPERATURE": 4, "LOSS": {"CE_WEIGHT": 0.1, "KD_WEIGHT": 0.9}}  # mdistiller's
+
     def __init__(self, student, teacher, cfg):
         super().__init__(student, teacher)
         self.temperature = cfg.KD.TEMPERATURE
@@ -32,7 +35,7 @@ class KD(Distiller):
         self.logit_stand = cfg.EXPERIMENT.LOGIT_STAND
 
     def view_losses(self, outputs, images, target, **kwargs):
-        (logits_student, feats_student), image = outputs["image"], images["image"]
+        (logits_student, _), image = outputs["image"], images["image"]
         with torch.no_grad():
             logits_teacher, _ = self.teacher(image)
         return {

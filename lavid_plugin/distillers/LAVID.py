@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LavidError
+from ..models import pooled_dim
 from ..teachers import TeacherFile
 from ._base import Distiller
 from .registry import lookup, register
@@ -47,14 +48,6 @@ from .registry import lookup, register
 def lavid_loss(pred, target_signature):
     """``mean((S(x) - T_y)^2)`` over batch and outputs, computed in fp32."""
     return F.mse_loss(pred.float(), target_signature.float())
-
-
-def pooled_dim(student) -> int:
-    if hasattr(student, "num_features"):
-        return int(student.num_features)
-    if hasattr(student, "get_stage_channels"):
-        return int(student.get_stage_channels()[-1])
-    raise LavidError(f"cannot tell the pooled feature size of {type(student).__name__}")
 
 
 #: the paper's setting: lr 0.01, lambda 40, Q*M = 250 (50 questions x 5 options)
@@ -93,6 +86,21 @@ def warn_if_head_step_large(lr: float, lam: float, dim: int) -> bool:
 
 @register("LAVID")
 class LaViD(Distiller):
+
+    # L = CE_WEIGHT * (CE or the base distiller's loss) + LAVID_WEIGHT * mean((S(x) - T_y)^2)
+    NODE = "LAVID"
+    DEFAULTS = {
+        "SIGNATURE": "",  # an LLMSignature file (.safetensors), aligned to the dataset by class name
+        "NORMALIZE_NAMES": False,  # fold case/underscores/"001." prefixes when aligning
+        "BASE": "NONE",  # the distiller LaViD composes with: NONE, KD, DKD, MLKD, RKD, ...
+        "VIEWS": ["weak"],  # with a two-view base (MLKD): which views get the LaViD term
+        "LOSS": {
+            "CE_WEIGHT": 1.0,  # gamma of the authors' code: weight of CE (BASE NONE) or of the whole base loss
+            "LAVID_WEIGHT": PAPER_LAMBDA,  # lambda (beta in the authors' code; 40 in their README)
+            # scale lambda by (Q*M) / 250, so the paper's lambda (set for Q*M = 250) keeps its meaning
+            "SCALE_TO_PAPER": False,
+        },
+    }
     def __init__(self, student, teacher, cfg, signature=None, precomputed=None):
         from ..signature.signature import LLMSignature
 
@@ -139,6 +147,12 @@ class LaViD(Distiller):
     @classmethod
     def base_class(cls, cfg):
         return lookup(cfg.LAVID.BASE, "LAVID.BASE", exclude=("LAVID",))
+
+    @classmethod
+    def check_cfg(cls, cfg) -> None:
+        base = cls.base_class(cfg)
+        if hasattr(base, "check_cfg"):
+            base.check_cfg(cfg)
 
     @classmethod
     def needs_teacher(cls, cfg):

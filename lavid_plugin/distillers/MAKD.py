@@ -14,13 +14,19 @@ matrix is a K-row and an A-row matrix) and keeps the student's checkpoint a K-cl
 import torch.nn.functional as F
 from torch import nn
 
+from ..models import pooled_dim
 from ._sample_teacher import SampleTeacherDistiller
-from .LAVID import pooled_dim
 from .registry import register
 
 
 @register("MAKD")
 class MaKD(SampleTeacherDistiller):
+
+    NODE = "MAKD"
+    BANK_KIND = "aspects"  # lavid teacher aspects writes its bank
+    # the paper does not print MaKD's loss weight
+    DEFAULTS = {"BANK": "",  # lavid teacher aspects: p_yes [N, A]
+                "LOSS": {"CE_WEIGHT": 1.0, "FEAT_WEIGHT": 1.0}}  # FEAT: BCE-with-logits(aspect outputs, P(Yes))
     NODE = "MAKD"
 
     def __init__(self, student, teacher, cfg, precomputed=None):

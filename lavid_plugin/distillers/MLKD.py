@@ -63,6 +63,10 @@ class MLKD(Distiller):
     Config: ``MLKD.TEMPERATURE``, ``MLKD.LOSS.{CE,KD}_WEIGHT``, ``EXPERIMENT.LOGIT_STAND``.
     """
 
+    # its own node, so KD and MLKD can differ (the logit-standardization fork's MLKD reads KD.*)
+    NODE = "MLKD"
+    DEFAULTS = {"TEMPERATURE": 4.0, "LOSS": {"CE_WEIGHT": 1.0, "KD_WEIGHT": 1.0}}
+
     def __init__(self, student, teacher, cfg):
         super().__init__(student, teacher)
         self.temperature = cfg.MLKD.TEMPERATURE

@@ -35,6 +35,10 @@ def rkd_loss(f_s, f_t, squared=False, eps=1e-12, distance_weight=25, angle_weigh
 class RKD(Distiller):
     """Relational Knowledge Distillation on the pooled features. Config: ``RKD.*``."""
 
+    NODE = "RKD"
+    DEFAULTS = {"DISTANCE_WEIGHT": 25, "ANGLE_WEIGHT": 50, "LOSS": {"CE_WEIGHT": 1.0, "FEAT_WEIGHT": 1.0},
+                "PDIST": {"EPSILON": 1e-12, "SQUARED": False}}  # mdistiller's
+
     def __init__(self, student, teacher, cfg):
         super().__init__(student, teacher)
         self.distance_weight, self.angle_weight = cfg.RKD.DISTANCE_WEIGHT, cfg.RKD.ANGLE_WEIGHT

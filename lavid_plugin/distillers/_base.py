@@ -21,7 +21,17 @@ def normalize(logit):
 
 
 class Distiller(nn.Module):
-    """Base class: the teacher stays in eval mode; extra heads go in ``get_learnable_parameters``."""
+    """Base class: the teacher stays in eval mode; extra heads go in ``get_learnable_parameters``.
+
+    A subclass is the one declaration of its method: ``@register("NAME")`` puts it in
+    ``distiller_dict``; ``NODE`` and ``DEFAULTS`` are its config node and that node's defaults
+    (merged into the config schema, :func:`lavid_plugin.config.get_cfg_defaults`); the class methods
+    below say what the loader, the trainer, the launcher and the bridge must give it."""
+
+    #: the config node the method owns (``CFG.<NODE>``), or None
+    NODE: str | None = None
+    #: that node's defaults: a nested dict of UPPER_SNAKE keys
+    DEFAULTS: dict = {}
 
     def __init__(self, student, teacher):
         super().__init__()
@@ -32,6 +42,18 @@ class Distiller(nn.Module):
     @classmethod
     def needs_teacher(cls, cfg) -> bool:
         return True
+
+    @classmethod
+    def check_cfg(cls, cfg) -> None:
+        """Refuse a bad value of the method's config (a :class:`~lavid_plugin.errors.LavidError`
+        naming the key) before anything is built or written."""
+
+    @classmethod
+    def needs_sample_index(cls, cfg) -> bool:
+        """Whether ``forward_train`` needs the batch's sample ``index=`` (a per-sample teacher):
+        mdistiller's own trainers do not pass it, the bridge's ``sample`` trainer does."""
+        spec = cls.precomputed_teacher(cfg)
+        return spec is not None and spec.per == "sample"
 
     @classmethod
     def views_for(cls, cfg) -> tuple:

@@ -74,6 +74,8 @@ class FeatureBankDistiller(SampleTeacherDistiller):
     """A distiller on ``lavid teacher features``' hidden states: the bank tensor ``<NODE>.TOKEN`` at
     ``<NODE>.LAYER`` (``last-12``, ...), of width :attr:`feature_dim`."""
 
+    BANK_KIND = "features"  # lavid teacher features writes its bank
+
     @classmethod
     def tensor_name(cls, cfg) -> str:
         from ..image_teacher.bank import feature_name

@@ -5,8 +5,9 @@ A distiller registers itself where it is defined, with one line::
     @register("KD")
     class KD(Distiller): ...
 
-and the package imports its module (``lavid_plugin/distillers/__init__.py``). Nothing else names it:
-the trainer, the bridge and LaViD's ``BASE`` look classes up here.
+and the package imports every module of its folder (``lavid_plugin/distillers/__init__.py``).
+Nothing else names it: the config schema (:func:`method_nodes`), the tables, the trainer, the
+bridge and LaViD's ``BASE`` look classes up here.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ distiller_dict: dict = {}
 def register(name: str):
     def add(cls):
         if name in distiller_dict:
-            raise ValueError(f"distiller {name!r} is registered twice: {distiller_dict[name]} and {cls}")
+            raise LavidError(f"distiller {name!r} is registered twice: {distiller_dict[name]} and {cls}")
         distiller_dict[name] = cls
         return cls
 
@@ -33,3 +34,20 @@ def lookup(name: str, key: str = "DISTILLER.TYPE", exclude: tuple = ()):
         choices = sorted(k for k in distiller_dict if k not in exclude)
         raise LavidError(f"{key} {name!r} is not a registered distiller; choices: {choices}")
     return cls
+
+
+def method_nodes(registry: dict | None = None) -> dict:
+    """``{NODE: DEFAULTS}`` of the registered classes that declare a config node. Two classes may
+    share a node (mdistiller's zoo entry beside the plugin's) only with the same defaults."""
+    nodes: dict = {}
+    owner: dict = {}
+    for name, cls in (distiller_dict if registry is None else registry).items():
+        node = getattr(cls, "NODE", None)
+        if not node or not getattr(cls, "DEFAULTS", None):
+            continue
+        if node in nodes and nodes[node] != cls.DEFAULTS:
+            raise LavidError(f"distillers {owner[node]} and {name} declare config node {node} with different "
+                             f"defaults")
+        nodes.setdefault(node, cls.DEFAULTS)
+        owner.setdefault(node, name)
+    return nodes

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import torch
 
+from ..data.contrastive import ContrastiveSampling  # noqa: F401 (CRD's loader; re-exported)
 from ..errors import LavidError
 
 
@@ -32,39 +32,6 @@ def mdistiller_zoo():
     except ImportError:
         return None
     return md
-
-
-class ContrastiveSampling(torch.utils.data.Dataset):
-    """``(image, target, index, contrastive_index)``: the positive (the sample itself in ``exact``
-    mode, a random same-class sample in ``relax``) then ``k`` random other-class indices."""
-
-    def __init__(self, dataset, k: int, mode: str = "exact"):
-        if mode not in ("exact", "relax"):
-            raise LavidError(f"CRD.MODE must be 'exact' or 'relax', got {mode!r}")
-        self.dataset, self.k, self.mode = dataset, int(k), mode
-        targets = np.asarray(dataset.targets)
-        classes = np.unique(targets)
-        self.positive = {c: np.flatnonzero(targets == c) for c in classes}
-        self.negative = {c: np.flatnonzero(targets != c) for c in classes}
-        self.targets = dataset.targets
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getattr__(self, name):  # classes, samples, bad, ... of the wrapped ImageList
-        if name == "dataset":
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
-
-    def __getitem__(self, i):
-        item = self.dataset[i]
-        if item is None:
-            return None
-        img, target, index = item
-        pos = index if self.mode == "exact" else int(np.random.choice(self.positive[target]))
-        neg = self.negative[target]
-        neg_idx = np.random.choice(neg, self.k, replace=self.k > len(neg))
-        return img, target, index, np.hstack(([pos], neg_idx))
 
 
 def adapted_cfg(name: str, cfg, student, teacher):

@@ -10,9 +10,7 @@ the distiller's train-set wrapping, loaders and precomputed teachers are set up 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 from ..errors import LavidError
@@ -26,7 +24,10 @@ def distiller_class(cfg, registry: dict | None = None):
     kind = cfg.DISTILLER.TYPE
     if kind not in registry:
         raise LavidError(f"DISTILLER.TYPE {kind!r} is not registered; known: {sorted(registry)}")
-    return registry[kind]
+    cls = registry[kind]
+    if hasattr(cls, "check_cfg"):  # (mdistiller's own classes have no such hook)
+        cls.check_cfg(cfg)
+    return cls
 
 
 @dataclass
@@ -47,15 +48,10 @@ class BuildContext:
 
     @property
     def sample_ids(self) -> list[str]:
-        """Training samples' ids: image paths relative to ``DATASET.ROOT``, ``/``-separated."""
-        from ..data import image_list_of
+        """Training samples' ids (:func:`lavid_plugin.data.sample_ids`)."""
+        from ..data import sample_ids
 
-        ds = image_list_of(self.splits.train) if self.splits is not None else None
-        if ds is None:
-            raise LavidError("this distiller's teacher is keyed by training image, but the build context has no "
-                             "image dataset to take the sample ids from")
-        root = os.path.abspath(self.cfg.DATASET.ROOT)
-        return [Path(os.path.relpath(os.path.abspath(p), root)).as_posix() for p, _ in ds.samples]
+        return sample_ids(self.splits, self.cfg.DATASET.ROOT)
 
     def load_teacher(self, spec: TeacherFile) -> LoadedTeacher:
         """Load the precomputed teacher ``spec`` names and align it to this dataset; errors name the

@@ -15,21 +15,15 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 from pathlib import Path
 
 import torch
 
 from ..errors import LavidError
-from ..utils import atomic_link, atomic_path
+from ..utils import atomic_link, atomic_path, fault_point  # noqa: F401 (crash tests import it here)
 
 RULE = "-" * 25
 CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "best_acc", "rng")
-
-
-def fault_point(name: str, epoch: int) -> None:
-    if os.environ.get("LAVID_FAULT") == f"{name}:{epoch}":
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..errors import LavidError
-from ..utils import atomic_write_json, sha256_text
+from ..utils import atomic_write_json
 from .bank import SampleBank, feature_name
 from .vlm import VLMTeacher
 
@@ -39,20 +39,6 @@ class TeacherImages:
 
     def __len__(self):
         return len(self.sample_ids)
-
-
-def training_images(cfg) -> TeacherImages:
-    """The training split of ``cfg``'s dataset, as :func:`~lavid_plugin.engine.build.setup_data` builds it."""
-    from ..data import build_splits, image_list_of
-    from ..engine.build import BuildContext
-
-    splits = build_splits(cfg, ("image",))
-    ds = image_list_of(splits.train)
-    ids = BuildContext.from_splits(cfg, splits).sample_ids
-    desc = {"type": cfg.DATASET.TYPE, "group": getattr(cfg.DATASET, "GROUP", ""), "split": "train",
-            "root": str(cfg.DATASET.ROOT), "num_images": len(ids),
-            "sample_ids_sha256": sha256_text(*ids)}
-    return TeacherImages(ds, ids, list(ds.targets), list(ds.classes), desc)
 
 
 @dataclass
@@ -86,7 +72,7 @@ def feature_job(teacher: VLMTeacher, images: TeacherImages, layers: Sequence[int
 
 def aspect_job(teacher: VLMTeacher, questions: Sequence[str], template: str, labels=("Yes", "No"), *,
                shared_prefix: bool = True) -> Job:
-    from ..signature.extract import resolve_label_token_ids
+    from ..hf import resolve_label_token_ids
 
     questions = [q.strip() for q in questions]
     if not questions or any(not q for q in questions):
@@ -192,7 +178,7 @@ def extract_bank(teacher: VLMTeacher, images: TeacherImages, job: Job, out: str 
     """Run ``job`` over every image, resuming from ``OUT.parts/``; write and return the bank."""
     from tqdm import tqdm
 
-    from ..engine.checkpoints import fault_point
+    from ..utils import fault_point
 
     if batch_size < 1 or chunk_size < 1:
         raise LavidError(f"--batch-size and --chunk-size must be >= 1, got {batch_size}, {chunk_size}")

@@ -27,7 +27,7 @@ def build_tiny_llava(corpus: Iterable[str] = (), *, vocab_size: int = 512, hidde
     from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
                               LlavaForConditionalGeneration, LlavaProcessor)
 
-    from ..signature.tiny_lm import build_tokenizer
+    from ..hf import build_tokenizer
 
     tok = build_tokenizer([PROMPT_WORDS, *corpus], vocab_size)
     tok.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})

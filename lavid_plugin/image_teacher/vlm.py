@@ -36,7 +36,7 @@ def load_vlm(model_id: str, *, device: str | None = None, device_map: str | None
     """Model (in eval mode) and processor: fp32 on CPU, bf16 on CUDA (or with a ``device_map``)."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from ..signature.extract import load_pretrained
+    from ..hf import load_pretrained
 
     model, processor = load_pretrained(
         AutoModelForImageTextToText, AutoProcessor, model_id, device=device, device_map=device_map,
@@ -179,7 +179,7 @@ class VLMTeacher:
         return torch.cat(res)
 
     def provenance(self) -> dict:
-        from ..signature.answerers import library_versions
+        from ..hf import library_versions
 
         return {"model": self.model_id, "model_class": type(self.model).__name__, "chat_template": self.chat,
                 "num_layers": self.num_layers, "dtype": str(next(self.model.parameters()).dtype),

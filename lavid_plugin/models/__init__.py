@@ -18,7 +18,6 @@ from torch import nn
 from torchvision import models as tvm
 
 from ..errors import LavidError
-from ..tables import STUDENTS
 
 
 def _block_with_preact(block, x):
@@ -143,7 +142,10 @@ from .vit import clip_b16, vit_b16, vit_tiny  # noqa: E402
 CONTEXT_MODELS = {"vit_b16": vit_b16, "vit_tiny": vit_tiny, "clip_b16": clip_b16}
 model_dict.update(CONTEXT_MODELS)
 
-#: mdistiller's spellings, and the tables' short names (res18, mv2, ...)
+#: short student names (config file names, report columns) -> model name (``DISTILLER.STUDENT``)
+STUDENTS = {"res18": "resnet18", "mv2": "mobilenetv2", "shuv2": "shufflenetv2", "res50": "resnet50",
+            "vit_b16": "vit_b16", "clip_b16": "clip_b16"}
+#: mdistiller's spellings, and the short names
 ALIASES = {"ResNet18": "resnet18", "ResNet34": "resnet34", "ResNet50": "resnet50", "MobileNetV2": "mobilenetv2",
            "ShuffleV2": "shufflenetv2", **STUDENTS}
 
@@ -215,3 +217,12 @@ def load_weights(model: nn.Module, path: str | Path, what: str = "model") -> nn.
         raise LavidError(f"{path}: does not fit the {what} ({type(model).__name__}): " + ", ".join(parts))
     model.load_state_dict(state)
     return model
+
+
+def pooled_dim(student) -> int:
+    """The size of a student's pooled feature (``feats["pooled_feat"]``): what an auxiliary head reads."""
+    if hasattr(student, "num_features"):
+        return int(student.num_features)
+    if hasattr(student, "get_stage_channels"):
+        return int(student.get_stage_channels()[-1])
+    raise LavidError(f"cannot tell the pooled feature size of {type(student).__name__}")

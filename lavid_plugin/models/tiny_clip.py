@@ -13,7 +13,7 @@ def build_tiny_clip(corpus: Iterable[str] = (), *, image_size: int = 32, patch: 
     from tokenizers.processors import TemplateProcessing
     from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPVisionConfig
 
-    from ..signature.tiny_lm import build_tokenizer
+    from ..hf import build_tokenizer
 
     tok = build_tokenizer(["a photo of a .", *corpus], vocab_size=256)
     eos = tok.convert_tokens_to_ids("</s>")

@@ -23,10 +23,11 @@ Registered here: ``llm`` (a transformers causal LM's next-token logits over the 
 from __future__ import annotations
 
 import importlib
-import platform
 from typing import Sequence
 
 from ..errors import LavidError
+from ..hf import check_model_source, library_versions  # noqa: F401 (the Stage 1 API)
+from ..utils import check_output_path  # noqa: F401
 from .questions import Question
 from .signature import LLMSignature, check_unique_class_names
 
@@ -52,13 +53,6 @@ def get_answerer(name: str):
         module, _, attr = target.partition(":")
         target = ANSWERERS[name] = getattr(importlib.import_module(module), attr)
     return target
-
-
-def library_versions() -> dict:
-    import torch
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version()}
 
 
 def build_signature(answerer, questions: Sequence[Question], class_names: Sequence[str], *, temperature: float = 1.0,
@@ -93,39 +87,3 @@ def signature_provenance(answerer, temperature: float, question_source: str | No
         prov["question_provenance"] = question_provenance
     ordered = {k: prov.pop(k) for k in PROVENANCE_ORDER if k in prov}
     return {**ordered, **prov, "library_versions": library_versions()}
-
-
-def check_model_source(name: str, *, trust_remote_code: bool = False) -> None:
-    """Before anything loads: a path that is no folder, or a folder whose ``config.json`` maps its
-    classes to the model's own Python code (``auto_map``) without ``--trust-remote-code``, is named."""
-    import json
-    from pathlib import Path
-
-    path = Path(name).expanduser()
-    local = path.is_absolute() or name.startswith((".", "~")) or name.count("/") > 1 or path.exists()
-    if local and not path.is_dir():
-        raise LavidError(f"--model {name}: no such model folder" + (" (it is a file)" if path.exists() else ""))
-    config = path / "config.json"
-    if local and config.is_file() and not trust_remote_code:
-        try:
-            auto_map = json.loads(config.read_text(encoding="utf-8")).get("auto_map")
-        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-            auto_map = None
-        if auto_map:
-            raise LavidError(f"{config}: auto_map {sorted(auto_map)} needs the model folder's own Python code; "
-                             f"pass --trust-remote-code only if you trust that code")
-
-
-def check_output_path(path) -> None:
-    """An output file whose folder cannot exist (a parent is a regular file) or that is a folder is
-    named before any model loads."""
-    from pathlib import Path
-
-    path = Path(path)
-    if path.is_dir():
-        raise LavidError(f"-o {path}: is a folder; give a file name")
-    for parent in path.absolute().parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise LavidError(f"-o {path}: cannot write there, {parent} is a file")
-            break

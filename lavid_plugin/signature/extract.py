@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..errors import LavidError
+from ..hf import load_pretrained, resolve_label_token_ids  # noqa: F401 (used here, and the Stage 1 API)
 from ..utils import atomic_path, sha256_text
 from .answerers import build_signature
 from .prompts import AUTHORS_ANSWER_TEMPLATE, PLAIN_CHAT_WRAPPER, answer_message, option_labels
@@ -41,30 +42,6 @@ class ExtractionStats:
     num_batches_computed: int = 0
     seconds: float = 0.0
     computed_keys: list[str] = field(default_factory=list)
-
-
-def resolve_label_token_ids(tokenizer, labels: Sequence[str], *, what: str = "option label",
-                            hint: str = "use fewer options or --labels letter") -> list[int]:
-    """Each label must be exactly one token of this tokenizer; otherwise one clear error."""
-    ids = []
-    unk = getattr(tokenizer, "unk_token_id", None)
-    name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
-    for lab in labels:
-        enc = tokenizer.encode(lab, add_special_tokens=False)
-        if len(enc) == 1 and enc[0] != unk:
-            ids.append(enc[0])
-            continue
-        tid = tokenizer.convert_tokens_to_ids(lab)
-        if isinstance(tid, int) and tid != unk and tid is not None:
-            ids.append(tid)
-            continue
-        pieces = tokenizer.convert_ids_to_tokens(enc)
-        raise LavidError(
-            f"{what} {lab!r} is not a single token in tokenizer {name!r} (it encodes to {pieces}); {hint}"
-        )
-    if len(set(ids)) != len(ids):
-        raise LavidError(f"{what}s {list(labels)} map to repeated token ids {ids} in tokenizer {name!r}")
-    return ids
 
 
 class PromptBuilder:
@@ -298,28 +275,6 @@ class _ShardCache:
         path = self.root / f"shard-{sha256_text(*keys)[:24]}.safetensors"
         with atomic_path(path) as tmp:
             save_file({"logits": logits.contiguous()}, str(tmp), metadata={"keys": json.dumps(keys)})
-
-
-def load_pretrained(model_cls, preprocessor_cls, model_id: str, *, device: str | None = None,
-                    device_map: str | None = None, trust_remote_code: bool = False, what: str = "model",
-                    why: str = "not a usable local folder, and not a model the hub cache holds"):
-    """``(model, tokenizer or processor)`` through transformers' ``Auto*`` classes: fp32 on CPU, bf16 on
-    CUDA or with a ``device_map`` (``"auto"`` for models larger than a GPU). A model that does not
-    load is one error naming it, ``what`` it should be and ``why`` it may have failed."""
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.startswith("cuda") or device_map else torch.float32
-    try:
-        pre = preprocessor_cls.from_pretrained(model_id, trust_remote_code=trust_remote_code)
-        kw = {"dtype": dtype, "trust_remote_code": trust_remote_code}
-        if device_map:
-            kw["device_map"] = device_map
-        model = model_cls.from_pretrained(model_id, **kw)
-    except (OSError, ValueError) as e:  # ValueError: huggingface_hub's repo-id validation
-        raise LavidError(f"cannot load {what} {model_id!r}: {why} ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0]})") from None
-    if not device_map:
-        model = model.to(device)
-    return model, pre
 
 
 def load_causal_lm(model_id: str, *, device: str | None = None, device_map: str | None = None,

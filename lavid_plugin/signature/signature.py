@@ -231,13 +231,6 @@ class LLMSignature(nn.Module):
         return cls(meta["class_names"], tensors["probs"], tensors["offsets"], logits=tensors.get("logits"),
                    questions=qs, provenance=meta.get("provenance", {}), source=str(path))
 
-    @classmethod
-    def import_reference_json(cls, path: str | Path, **kwargs) -> "LLMSignature":
-        """The authors' released JSON as a signature: see :func:`.released.import_reference_json`."""
-        from .released import import_reference_json
-
-        return import_reference_json(path, **kwargs)
-
 
 #: signature kinds whose rows are vectors (class-name embeddings), not answer distributions
 VECTOR_KINDS = ("word_embedding", "embedding")

@@ -6,16 +6,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import LavidError
+from ..errors import LavidError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .signature import cli as sig_cli
+    from . import signature as sig_cli
 
     p = argparse.ArgumentParser(prog="lavid", description="LaViD: an LLM teaches a vision student (mdistiller plugin)")
     sub = p.add_subparsers(dest="cmd", required=True)
     sig_cli.add_parser(sub)
-    from .image_teacher import cli as teacher_cli
+    from . import teacher as teacher_cli
 
     teacher_cli.add_parser(sub)
     d = sub.add_parser("demo", help="the embedded demo: vanilla, LaViD and a reference LaViD on generated birds, side by side")
@@ -25,10 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="the first seed")
     d.add_argument("--seeds", type=int, default=1, help="seeds per row: prints mean ± std and each seed's value")
     d.set_defaults(func=lambda a: __import__("lavid_plugin.demo", fromlist=["run"]).run(a))
-    from .report import add_parser as add_report
+    from ..report import add_parser as add_report
 
     add_report(sub)
-    from .gradcam import add_parser as add_gradcam
+    from ..gradcam import add_parser as add_gradcam
 
     add_gradcam(sub)
     return p

@@ -136,8 +136,8 @@ def _add_extract(ss) -> None:
 
 
 def _read_inputs(args, with_classes=True):
-    from .questions import Instantiator, parse_placeholder_specs, read_questions, validate_questions
-    from .signature import read_class_names
+    from ..signature.questions import Instantiator, parse_placeholder_specs, read_questions, validate_questions
+    from ..signature.signature import read_class_names
 
     qs, warns = read_questions(args.questions)
     for w in warns:
@@ -150,10 +150,10 @@ def _read_inputs(args, with_classes=True):
 
 
 def cmd_questions(args) -> int:
-    from .answerers import library_versions
-    from .generate import HFChatBackend, OpenAIChatBackend, generate_questions, write_question_file
-    from .prompts import generation_prompt
-    from .signature import read_class_names
+    from ..hf import library_versions
+    from ..signature.generate import HFChatBackend, OpenAIChatBackend, generate_questions, write_question_file
+    from ..signature.prompts import generation_prompt
+    from ..signature.signature import read_class_names
 
     names = read_class_names(args.classes)
     if args.print_prompt:
@@ -161,7 +161,8 @@ def cmd_questions(args) -> int:
         return 0
     if not args.output or not args.model:
         raise LavidError("--model and -o/--output are required (or use --print-prompt)")
-    from .answerers import check_model_source, check_output_path
+    from ..hf import check_model_source
+    from ..utils import check_output_path
 
     check_output_path(args.output)
     if args.backend == "hf":
@@ -189,10 +190,12 @@ def cmd_validate(args) -> int:
 
 
 def cmd_extract(args) -> int:
-    from .answerers import build_signature, check_model_source, check_output_path, get_answerer, signature_provenance
-    from .generate import read_question_provenance
-    from .questions import apply_validation
-    from .shards import parse_shard, write_shard
+    from ..hf import check_model_source
+    from ..signature.answerers import build_signature, get_answerer, signature_provenance
+    from ..utils import check_output_path
+    from ..signature.generate import read_question_provenance
+    from ..signature.questions import apply_validation
+    from ..signature.shards import parse_shard, write_shard
 
     qs, names, inst, report = _read_inputs(args)
     if not names:
@@ -225,10 +228,11 @@ def cmd_extract(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from .questions import read_questions
-    from .signature import LLMSignature, read_class_names
-
-    from .answerers import check_output_path
+    from ..data.datasets import imagenet_group_classes
+    from ..signature.questions import read_questions
+    from ..signature.released import import_reference_json
+    from ..signature.signature import read_class_names
+    from ..utils import check_output_path
 
     if args.output:
         check_output_path(args.output)
@@ -240,8 +244,8 @@ def cmd_import(args) -> int:
     if args.imagenet_group:
         if names is not None:
             raise LavidError("give --classes or --imagenet-group, not both")
-        names, aliases = imagenet_group_classes(args.imagenet_group)
-    sig = LLMSignature.import_reference_json(args.json, questions=qs, questions_source=args.questions,
+        names, aliases = imagenet_group_classes(args.imagenet_group, key="--imagenet-group")
+    sig = import_reference_json(args.json, questions=qs, questions_source=args.questions,
                                              class_names=names, normalize=args.normalize_names,
                                              strict=args.strict, warn=lambda m: _warn(f"warning: {m}"),
                                              aliases=aliases)
@@ -252,8 +256,8 @@ def cmd_import(args) -> int:
 
 
 def cmd_merge(args) -> int:
-    from .answerers import check_output_path
-    from .shards import merge
+    from ..utils import check_output_path
+    from ..signature.shards import merge
 
     check_output_path(args.output)
     sig = merge(args.shards)
@@ -262,30 +266,19 @@ def cmd_merge(args) -> int:
     return 0
 
 
-def imagenet_group_classes(group: str) -> tuple[list[str], dict]:
-    """The plugin's class names of an ImageNet group in label order, and their aliases."""
-    from ..data.datasets import imagenet_aliases, imagenet_groups
-
-    groups = imagenet_groups()
-    if group not in groups:
-        raise LavidError(f"--imagenet-group {group!r} is not an ImageNet group; known: {sorted(groups)}")
-    members, aliases = sorted(groups[group]), imagenet_aliases()
-    return [n for _, n in members], {n: aliases[w] for w, n in members if aliases.get(w)}
-
-
 def cmd_inspect(args) -> int:
-    from .inspect import heatmap_png, summary
-    from .signature import LLMSignature
+    from ..signature.inspect import heatmap_png, summary
+    from ..signature.signature import LLMSignature
 
     sig = LLMSignature.load(args.signature)
     print(summary(sig, args.k))
     if args.attributes:
-        from .inspect import attribute_agreement, read_attributes
+        from ..signature.inspect import attribute_agreement, read_attributes
 
         hits, total = attribute_agreement(sig, read_attributes(args.attributes, sig))
         print(f"agreement with {args.attributes}: {hits}/{total} class x question pairs")
     if args.question:
-        from .inspect import question_png
+        from ..signature.inspect import question_png
 
         png = question_png(sig, args.question, args.png or Path(args.signature).with_name(
             f"{Path(args.signature).stem}_q{args.question}.png"), classes=args.show)
@@ -296,9 +289,9 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_embed(args) -> int:
-    from .answerers import check_output_path
-    from .class_embed import class_name_signature
-    from .signature import read_class_names
+    from ..utils import check_output_path
+    from ..signature.class_embed import class_name_signature
+    from ..signature.signature import read_class_names
 
     check_output_path(args.output)
     if args.classes:
@@ -317,9 +310,9 @@ def cmd_embed(args) -> int:
 
 
 def cmd_prune(args) -> int:
-    from .answerers import check_output_path
-    from .class_embed import drop_lowest_entropy
-    from .signature import LLMSignature
+    from ..utils import check_output_path
+    from ..signature.class_embed import drop_lowest_entropy
+    from ..signature.signature import LLMSignature
 
     check_output_path(args.output)
     sig = drop_lowest_entropy(LLMSignature.load(args.signature), args.drop_lowest_entropy, entropy=args.entropy)
@@ -329,9 +322,9 @@ def cmd_prune(args) -> int:
 
 
 def cmd_make_tiny_lm(args) -> int:
-    from .questions import read_questions
-    from .signature import read_class_names
-    from .tiny_lm import write_tiny_lm
+    from ..signature.questions import read_questions
+    from ..signature.signature import read_class_names
+    from ..signature.tiny_lm import write_tiny_lm
 
     corpus = ["Answer only with the option number letter. No additional commentary."]
     if args.questions:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import LavidError
-from .vlm import (CHAT_ASPECT_TEMPLATE, CHAT_FEATURE_TEMPLATE, PAPER_ASPECT_MODEL, PAPER_ASPECT_TEMPLATE,
+from ..image_teacher.vlm import (CHAT_ASPECT_TEMPLATE, CHAT_FEATURE_TEMPLATE, PAPER_ASPECT_MODEL, PAPER_ASPECT_TEMPLATE,
                   PAPER_FEATURE_MODEL, PAPER_FEATURE_TEMPLATE, PAPER_LAYERS)
 
 
@@ -77,8 +77,9 @@ def add_parser(sub) -> None:
 
 
 def _teacher(args):
-    from ..signature.answerers import check_model_source, check_output_path
-    from .vlm import VLMTeacher, load_vlm
+    from ..hf import check_model_source
+    from ..utils import check_output_path
+    from ..image_teacher.vlm import VLMTeacher, load_vlm
 
     check_output_path(args.output)
     check_model_source(args.model, trust_remote_code=args.trust_remote_code)
@@ -89,13 +90,12 @@ def _teacher(args):
 
 def _images(args):
     from ..config import load_cfg
-    from .extract import training_images
 
     return training_images(load_cfg(args.cfg or None, args.opts))
 
 
 def _run(args, teacher, images, job) -> int:
-    from .extract import extract_bank
+    from ..image_teacher.extract import extract_bank
 
     bank = extract_bank(teacher, images, job, args.output, batch_size=args.batch_size, chunk_size=args.chunk_size,
                         progress=not args.no_progress)
@@ -105,7 +105,7 @@ def _run(args, teacher, images, job) -> int:
 
 
 def cmd_features(args) -> int:
-    from .extract import feature_job
+    from ..image_teacher.extract import feature_job
 
     images = _images(args)  # a bad config or dataset fails before the model loads
     teacher = _teacher(args)
@@ -114,8 +114,8 @@ def cmd_features(args) -> int:
 
 
 def cmd_aspects(args) -> int:
-    from .aspects import read_aspect_questions
-    from .extract import aspect_job
+    from ..image_teacher.aspects import read_aspect_questions
+    from ..image_teacher.extract import aspect_job
 
     questions = read_aspect_questions(args.questions)
     images = _images(args)
@@ -136,7 +136,7 @@ def _class_names(args) -> list[str]:
 
 def cmd_aspect_questions(args) -> int:
     from ..signature.generate import HFChatBackend, OpenAIChatBackend
-    from .aspects import aspect_prompt, generate_aspect_questions, write_aspect_questions
+    from ..image_teacher.aspects import aspect_prompt, generate_aspect_questions, write_aspect_questions
 
     names = _class_names(args)
     if args.print_prompt:
@@ -156,15 +156,30 @@ def cmd_aspect_questions(args) -> int:
 
 
 def cmd_make_tiny_vlm(args) -> int:
-    from .tiny_vlm import write_tiny_llava
+    from ..image_teacher.tiny_vlm import write_tiny_llava
 
     corpus = []
     if args.cfg or args.opts:
         corpus += [n.replace("_", " ") for n in _images(args).class_names]
     if args.questions:
-        from .aspects import read_aspect_questions
+        from ..image_teacher.aspects import read_aspect_questions
 
         corpus += read_aspect_questions(args.questions)
     write_tiny_llava(args.output, corpus)
     print(f"wrote a tiny random LLaVA to {args.output} (its answers are random)")
     return 0
+
+
+def training_images(cfg):
+    """The training split of ``cfg``'s dataset, as training builds it (same split, same sample ids)."""
+    from ..data import build_splits, image_list_of, sample_ids
+    from ..image_teacher.extract import TeacherImages
+    from ..utils import sha256_text
+
+    splits = build_splits(cfg, ("image",))
+    ds = image_list_of(splits.train)
+    ids = sample_ids(splits, cfg.DATASET.ROOT)
+    desc = {"type": cfg.DATASET.TYPE, "group": getattr(cfg.DATASET, "GROUP", ""), "split": "train",
+            "root": str(cfg.DATASET.ROOT), "num_images": len(ids),
+            "sample_ids_sha256": sha256_text(*ids)}
+    return TeacherImages(ds, ids, list(ds.targets), list(ds.classes), desc)

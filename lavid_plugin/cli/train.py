@@ -1,0 +1,68 @@
+"""``tools/train.py`` and ``tools/eval.py`` (mdistiller's command line), single process or torchrun."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+from ..errors import LavidError
+
+
+def train_main(argv=None) -> int:
+    from ..config import load_cfg
+    from ..demo import prepare_demo_teachers
+    from ..engine.launch import train
+
+    p = argparse.ArgumentParser("training for knowledge distillation (lavid-plugin)")
+    p.add_argument("--cfg", type=str, required=True)
+    p.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
+    p.add_argument("--stop-after-epoch", type=int, default=None, help="end this process after that epoch (resume later)")
+    p.add_argument("--resume-force", action="store_true",
+                   help="resume although the config (or the signature) differs from the run's saved one")
+    p.add_argument("opts", default=None, nargs=argparse.REMAINDER)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flags = [a for a in argv if a in ("--resume", "--resume-force")]  # accepted anywhere, overrides included
+    args = p.parse_args([a for a in argv if a not in flags])
+    args.resume_force = "--resume-force" in flags
+    args.resume = args.resume_force or "--resume" in flags
+    try:
+        cfg = load_cfg(args.cfg, args.opts)
+        prepare_demo_teachers(cfg)
+        trainer = train(cfg, args.resume, args.opts or [], stop_after_epoch=args.stop_after_epoch,
+                        resume_force=args.resume_force)
+    except LavidError as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 2
+    if trainer.rank == 0:
+        print(f"[lavid] best test accuracy {trainer.best_acc:.2f}; outputs in {trainer.log_path}")
+    return 0
+
+
+def eval_main(argv=None) -> int:
+    from ..config import load_cfg
+    from ..distillers import Vanilla
+    from ..models import build_student, load_weights
+    from ..engine.build import setup_data
+    from ..engine.trainer import evaluate
+
+    p = argparse.ArgumentParser("evaluate a trained student (lavid-plugin)")
+    p.add_argument("--cfg", type=str, required=True)
+    p.add_argument("--ckpt", type=str, required=True, help="student_best / student_latest / a state dict")
+    p.add_argument("--split-dir", type=str, default=None,
+                   help="run folder whose saved split to evaluate on (Caltech-101); default: the checkpoint's folder")
+    p.add_argument("opts", default=None, nargs=argparse.REMAINDER)
+    args = p.parse_args(argv)
+    try:
+        cfg = load_cfg(args.cfg, args.opts)
+        run = setup_data(cfg, Vanilla, run_dir=args.split_dir or os.path.dirname(os.path.abspath(args.ckpt)))
+        student = load_weights(build_student(cfg, run.splits.classes, pretrained=False), args.ckpt, "student")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        result = evaluate(Vanilla(student).to(device), run.val_loader, device, group_names=run.splits.group_names)
+    except LavidError as e:
+        print(f"eval.py: error: {e}", file=sys.stderr)
+        return 2
+    print("  ".join(f"{k} {v:.4f}" if k == "test_loss" else f"{k} {v:.2f}" for k, v in result.items()))
+    return 0

@@ -1,0 +1,122 @@
+"""Hugging Face plumbing shared by Stage 1 (signatures), Stage 1b (image teachers) and the students:
+loading a model with its tokenizer or processor, checking a model folder before it loads, label
+token ids, library versions for provenance, and the tiny offline tokenizer the examples and tests use.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+from typing import Iterable, Sequence
+
+import torch
+
+from .errors import LavidError
+
+
+def load_pretrained(model_cls, preprocessor_cls, model_id: str, *, device: str | None = None,
+                    device_map: str | None = None, trust_remote_code: bool = False, what: str = "model",
+                    why: str = "not a usable local folder, and not a model the hub cache holds"):
+    """``(model, tokenizer or processor)`` through transformers' ``Auto*`` classes: fp32 on CPU, bf16 on
+    CUDA or with a ``device_map`` (``"auto"`` for models larger than a GPU). A model that does not
+    load is one error naming it, ``what`` it should be and ``why`` it may have failed."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.startswith("cuda") or device_map else torch.float32
+    try:
+        pre = preprocessor_cls.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+        kw = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+        if device_map:
+            kw["device_map"] = device_map
+        model = model_cls.from_pretrained(model_id, **kw)
+    except (OSError, ValueError) as e:  # ValueError: huggingface_hub's repo-id validation
+        raise LavidError(f"cannot load {what} {model_id!r}: {why} ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0]})") from None
+    if not device_map:
+        model = model.to(device)
+    return model, pre
+
+
+def check_model_source(name: str, *, trust_remote_code: bool = False) -> None:
+    """Before anything loads: a path that is no folder, or a folder whose ``config.json`` maps its
+    classes to the model's own Python code (``auto_map``) without ``--trust-remote-code``, is named."""
+    import json
+    from pathlib import Path
+
+    path = Path(name).expanduser()
+    local = path.is_absolute() or name.startswith((".", "~")) or name.count("/") > 1 or path.exists()
+    if local and not path.is_dir():
+        raise LavidError(f"--model {name}: no such model folder" + (" (it is a file)" if path.exists() else ""))
+    config = path / "config.json"
+    if local and config.is_file() and not trust_remote_code:
+        try:
+            auto_map = json.loads(config.read_text(encoding="utf-8")).get("auto_map")
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+            auto_map = None
+        if auto_map:
+            raise LavidError(f"{config}: auto_map {sorted(auto_map)} needs the model folder's own Python code; "
+                             f"pass --trust-remote-code only if you trust that code")
+
+
+def resolve_label_token_ids(tokenizer, labels: Sequence[str], *, what: str = "option label",
+                            hint: str = "use fewer options or --labels letter") -> list[int]:
+    """Each label must be exactly one token of this tokenizer; otherwise one clear error."""
+    ids = []
+    unk = getattr(tokenizer, "unk_token_id", None)
+    name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+    for lab in labels:
+        enc = tokenizer.encode(lab, add_special_tokens=False)
+        if len(enc) == 1 and enc[0] != unk:
+            ids.append(enc[0])
+            continue
+        tid = tokenizer.convert_tokens_to_ids(lab)
+        if isinstance(tid, int) and tid != unk and tid is not None:
+            ids.append(tid)
+            continue
+        pieces = tokenizer.convert_ids_to_tokens(enc)
+        raise LavidError(
+            f"{what} {lab!r} is not a single token in tokenizer {name!r} (it encodes to {pieces}); {hint}"
+        )
+    if len(set(ids)) != len(ids):
+        raise LavidError(f"{what}s {list(labels)} map to repeated token ids {ids} in tokenizer {name!r}")
+    return ids
+
+
+def library_versions() -> dict:
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version()}
+
+
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+SPECIAL = ["[PAD]", "[UNK]", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>"]
+
+
+def build_tokenizer(corpus: Iterable[str], vocab_size: int = 2048):
+    """Word-level tokenizer: words of ``corpus``, single digits and letters, padded with filler
+    tokens up to ``vocab_size`` (a realistic vocabulary makes full-vocabulary logits cost what they
+    cost in a real model)."""
+    from tokenizers import Tokenizer, pre_tokenizers
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    words: dict[str, int] = {}
+    for tok in SPECIAL + list("0123456789") + [chr(c) for c in range(ord("A"), ord("Z") + 1)]:
+        words.setdefault(tok, len(words))
+    for text in corpus:
+        for w in re.findall(r"[^\W\d]+|[^\w\s]", text):
+            words.setdefault(w, len(words))
+    i = 0
+    while len(words) < vocab_size:
+        words.setdefault(f"<filler{i}>", len(words))
+        i += 1
+    tk = Tokenizer(WordLevel(vocab=words, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Whitespace(), pre_tokenizers.Digits(individual_digits=True)])
+    tk.add_special_tokens(SPECIAL)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="[PAD]", unk_token="[UNK]",
+                                   bos_token="<s>", eos_token="</s>")
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
