@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -131,3 +133,44 @@ def fault_point(name: str, step: int) -> None:
     """Crash tests: ``LAVID_FAULT=<name>:<step>`` SIGKILLs the process here (no cleanup runs)."""
     if os.environ.get("LAVID_FAULT") == f"{name}:{step}":
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+# ------------------------------------------------------------------ logging
+class _Console(logging.Handler):
+    """INFO to stdout (status lines, as mdistiller prints them), WARNING and above to stderr; the
+    streams are looked up at each record, so redirected or captured streams are honoured."""
+
+    def emit(self, record):
+        try:
+            stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+class _Prefix(logging.Formatter):
+    """``[lavid] message``, ``[lavid] warning: message``; a child logger ``lavid.bridge`` shows as
+    ``[lavid bridge]``."""
+
+    def format(self, record):
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        return f"[{record.name.replace('.', ' ')}] {level}{record.getMessage()}"
+
+
+def get_logger(name: str = "lavid") -> logging.Logger:
+    """The ``lavid`` logger (or a child): INFO by default, to the console through one handler of its
+    own; :func:`set_verbosity` (``--quiet`` / ``-v``) or the standard ``logging`` API change it."""
+    root = logging.getLogger("lavid")
+    if not any(isinstance(h, _Console) for h in root.handlers):
+        handler = _Console()
+        handler.setFormatter(_Prefix())
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        root.propagate = False
+    return logging.getLogger(name)
+
+
+def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
+    """``--quiet``: warnings and errors only; ``-v``: debug messages too."""
+    get_logger().setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)

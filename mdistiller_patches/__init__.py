@@ -40,9 +40,9 @@ targets (the CUB species of each image) need the plugin's ``tools/train.py``.
 
 from __future__ import annotations
 
-import sys
 
 from lavid_plugin.errors import LavidError
+from lavid_plugin.utils import get_logger
 
 PTH_NAME = "lavid_mdistiller_bridge.pth"
 _applied: dict = {}  # what apply() added, once it has run (it is idempotent)
@@ -82,7 +82,7 @@ def apply(verbose: bool = False) -> dict:
                     trainers=register_trainers(md_engine.trainer_dict))
     if verbose:
         r = _applied
-        print(f"[lavid bridge] mdistiller ({r['variant']}) patched: distillers {r['distillers']}, "
-              f"datasets via {r['datasets']}, models {r['models']}, trainers {r['trainers'] or 'as is'}, "
-              f"{len(r['cfg'])} config keys", file=sys.stderr)
+        get_logger("lavid.bridge").warning(
+            f"mdistiller ({r['variant']}) patched: distillers {r['distillers']}, datasets via {r['datasets']}, "
+            f"models {r['models']}, trainers {r['trainers'] or 'as is'}, {len(r['cfg'])} config keys")
     return dict(_applied)

@@ -15,6 +15,7 @@ from pathlib import Path
 from torch import nn
 
 from lavid_plugin.errors import LavidError
+from lavid_plugin.utils import get_logger
 
 PLACEHOLDER = "LLMSignature"
 
@@ -66,7 +67,8 @@ def point_teacher(cfg, cls) -> None:
             cfg.DISTILLER.TEACHER = PLACEHOLDER
             if frozen:
                 cfg.freeze()
-            print(f"[lavid bridge] {cfg.DISTILLER.TYPE} needs no visual teacher (DISTILLER.TEACHER {PLACEHOLDER})")
+            get_logger("lavid.bridge").info(f"{cfg.DISTILLER.TYPE} needs no visual teacher "
+                                            f"(DISTILLER.TEACHER {PLACEHOLDER})")
         model_dict[PLACEHOLDER] = (TeacherPlaceholder, empty_checkpoint())
         return
     name = cfg.DISTILLER.TEACHER

@@ -129,7 +129,7 @@ class _ColourAnswerer:
     instantiator = Instantiator()
 
     @classmethod
-    def from_cli(cls, args, instantiator):
+    def from_options(cls, opts, instantiator):
         return cls(), {"bonus": 2.0}
 
     def option_logits(self, questions, class_names, bonus=0.0):

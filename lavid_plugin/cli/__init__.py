@@ -13,7 +13,16 @@ def build_parser() -> argparse.ArgumentParser:
     from . import signature as sig_cli
 
     p = argparse.ArgumentParser(prog="lavid", description="LaViD: an LLM teaches a vision student (mdistiller plugin)")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug messages too")
     sub = p.add_subparsers(dest="cmd", required=True)
+    for name, help_, entry in (("train", "train a config (= tools/train.py: --cfg FILE [--resume] [KEY VALUE ...])",
+                                "train_main"),
+                               ("eval", "evaluate a student (= tools/eval.py: --cfg FILE --ckpt FILE)", "eval_main")):
+        t = sub.add_parser(name, help=help_, add_help=False, prefix_chars="\0")
+        t.add_argument("rest", nargs=argparse.REMAINDER)
+        t.set_defaults(func=lambda a, entry=entry: getattr(__import__("lavid_plugin.cli.train", fromlist=[entry]),
+                                                           entry)(a.rest))
     sig_cli.add_parser(sub)
     from . import teacher as teacher_cli
 
@@ -36,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from ..utils import set_verbosity
+
+    set_verbosity(quiet=args.quiet, verbose=args.verbose)
     try:
         return int(args.func(args) or 0)
     except LavidError as e:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from ..errors import LavidError
+from ..utils import get_logger
 
 
 def _warn(msg: str) -> None:
-    print(msg, file=sys.stderr)
+    get_logger().warning(msg)
 
 
 def add_parser(sub) -> None:
@@ -189,6 +189,17 @@ def cmd_validate(args) -> int:
     return 1 if (args.strict and not report.ok) else 0
 
 
+def answer_options(args):
+    """``lavid signature extract``'s flags as the backends' typed options."""
+    from ..signature.answerers import AnswerOptions
+
+    return AnswerOptions(model=args.model, cache_dir=args.cache_dir or "", output=str(args.output), device=args.device,
+                         device_map=args.device_map, batch_size=args.batch_size, template=args.template,
+                         labels=args.labels, plain=args.plain, trust_remote_code=args.trust_remote_code,
+                         progress=not args.no_progress, tensor_parallel_size=args.tensor_parallel_size,
+                         embedding_scoring=getattr(args, "embedding_scoring", "statement"))
+
+
 def cmd_extract(args) -> int:
     from ..hf import check_model_source
     from ..signature.answerers import build_signature, get_answerer, signature_provenance
@@ -211,7 +222,7 @@ def cmd_extract(args) -> int:
     shard = parse_shard(args.shard) if args.shard else None
     if shard and not hasattr(backend, "answer_prompts"):
         raise LavidError(f"--shard needs a backend that answers prompt by prompt (llm), not {args.backend!r}")
-    answerer, options = backend.from_cli(args, inst)
+    answerer, options = backend.from_options(answer_options(args), inst)
     out, question_prov = Path(args.output), read_question_provenance(args.questions)
     if shard:
         answers = answerer.answer_prompts(qs, names, shard=shard, **options)

@@ -9,6 +9,7 @@ import sys
 import torch
 
 from ..errors import LavidError
+from ..utils import get_logger, set_verbosity
 
 
 def train_main(argv=None) -> int:
@@ -23,11 +24,15 @@ def train_main(argv=None) -> int:
     p.add_argument("--resume-force", action="store_true",
                    help="resume although the config (or the signature) differs from the run's saved one")
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER)
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug messages too")
     argv = list(sys.argv[1:] if argv is None else argv)
-    flags = [a for a in argv if a in ("--resume", "--resume-force")]  # accepted anywhere, overrides included
+    anywhere = ("--resume", "--resume-force", "-q", "--quiet", "-v", "--verbose")
+    flags = [a for a in argv if a in anywhere]  # accepted anywhere, overrides included
     args = p.parse_args([a for a in argv if a not in flags])
     args.resume_force = "--resume-force" in flags
     args.resume = args.resume_force or "--resume" in flags
+    set_verbosity(quiet=bool({"-q", "--quiet"} & set(flags)), verbose=bool({"-v", "--verbose"} & set(flags)))
     try:
         cfg = load_cfg(args.cfg, args.opts)
         prepare_demo_teachers(cfg)
@@ -37,7 +42,7 @@ def train_main(argv=None) -> int:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
     if trainer.rank == 0:
-        print(f"[lavid] best test accuracy {trainer.best_acc:.2f}; outputs in {trainer.log_path}")
+        get_logger().info(f"best test accuracy {trainer.best_acc:.2f}; outputs in {trainer.log_path}")
     return 0
 
 
@@ -53,8 +58,10 @@ def eval_main(argv=None) -> int:
     p.add_argument("--ckpt", type=str, required=True, help="student_best / student_latest / a state dict")
     p.add_argument("--split-dir", type=str, default=None,
                    help="run folder whose saved split to evaluate on (Caltech-101); default: the checkpoint's folder")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
+    set_verbosity(quiet=args.quiet)
     try:
         cfg = load_cfg(args.cfg, args.opts)
         run = setup_data(cfg, Vanilla, run_dir=args.split_dir or os.path.dirname(os.path.abspath(args.ckpt)))

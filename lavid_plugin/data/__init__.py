@@ -11,12 +11,12 @@ Images, unreadable-image handling and :class:`Splits` live in :mod:`.images`.
 
 from __future__ import annotations
 
-import sys
 
 import torch
 from torch.utils.data import DataLoader
 
 from ..errors import LavidError
+from ..utils import get_logger
 from .images import (IMAGE_SUFFIXES, ImageList, Splits, check_bad_images, image_folder_samples,  # noqa: F401
                      image_list_of, skip_unreadable)
 from .transforms import TwoViews, decode_size, test_transform, train_transform
@@ -104,17 +104,17 @@ def build_loaders(cfg, splits: Splits, *, rank: int = 0, world: int = 1, generat
                          f"processes; use a multiple of {world}")
     sampler = GlobalBatchShard(len(splits.train), batch, world, rank, generator) if world > 1 else None
     if sampler is not None and sampler.dropped and rank == 0:
-        print(f"[lavid] {len(splits.train)} training images in global batches of {batch} over {world} processes "
-              f"leave a last batch of one image per process, which BatchNorm cannot train on: it is left out of "
-              f"each epoch", file=sys.stderr)
+        get_logger().warning(f"{len(splits.train)} training images in global batches of {batch} over {world} "
+                             f"processes leave a last batch of one image per process, which BatchNorm cannot train "
+                             f"on: it is left out of each epoch")
     if cfg.DATASET.NUM_WORKERS > 0:  # workers mark unreadable images; the trainer must see their marks
         for ds in (splits.train, splits.val, splits.select):
             if ds is not None and image_list_of(ds) is not None:
                 image_list_of(ds).bad.share_memory_()
     drop_last = bool(cfg.DATASET.DROP_LAST)
     if world == 1 and not drop_last and len(splits.train) % batch == 1:
-        print(f"[lavid] {len(splits.train)} training images in batches of {batch} leave a last batch of 1, which "
-              f"BatchNorm cannot train on: that image is left out of each epoch (DATASET.DROP_LAST)", file=sys.stderr)
+        get_logger().warning(f"{len(splits.train)} training images in batches of {batch} leave a last batch of 1, which "
+              f"BatchNorm cannot train on: that image is left out of each epoch (DATASET.DROP_LAST)")
         drop_last = True
     collate = skip_unreadable
     if cfg.DATASET.DECODE_ON_DEVICE:  # the workers read bytes; the trainer decodes and augments on its device

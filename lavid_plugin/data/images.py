@@ -7,7 +7,6 @@ and stops with an error listing them once more than ``DATASET.MAX_BAD_FRACTION``
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from torch.utils.data import Dataset
 from torch.utils.data.dataloader import default_collate
 
 from ..errors import LavidError
+from ..utils import get_logger
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -57,8 +57,7 @@ class ImageList(Dataset):
             img = self.load(i)
         except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
             if not self.bad[i]:
-                print(f"[lavid] skipping unreadable image {self.samples[i][0]}: {type(e).__name__}: {e}",
-                      file=sys.stderr, flush=True)
+                get_logger().warning(f"skipping unreadable image {self.samples[i][0]}: {type(e).__name__}: {e}")
             self.bad[i] = 1
             return None
         if self.transform is not None:

@@ -40,6 +40,7 @@ from torch import nn
 
 from ..errors import LavidError
 from ..models import pooled_dim
+from ..utils import get_logger
 from ..teachers import TeacherFile
 from ._base import Distiller
 from .registry import lookup, register
@@ -75,12 +76,10 @@ def warn_if_head_step_large(lr: float, lam: float, dim: int) -> bool:
     step = lr * lam / dim
     if step <= HEAD_STEP_WARN_FACTOR * paper:
         return False
-    import sys
-
-    print(f"[lavid] warning: LaViD head step lr*lambda/(Q*M) = {lr:g}*{lam:g}/{dim} = {step:.4f} is {step / paper:.1f}x "
+    get_logger().warning(f"LaViD head step lr*lambda/(Q*M) = {lr:g}*{lam:g}/{dim} = {step:.4f} is {step / paper:.1f}x "
           f"the paper's {paper:.4f} (lr {PAPER_LR}, lambda {PAPER_LAMBDA:g}, Q*M {PAPER_DIM}); lambda "
           f"{paper * dim / lr:.3g} would match it (or set LAVID.LOSS.SCALE_TO_PAPER True to scale lambda by "
-          f"(Q*M)/250)", file=sys.stderr)
+          f"(Q*M)/250)")
     return True
 
 

@@ -25,6 +25,20 @@ from ..data.contrastive import ContrastiveSampling  # noqa: F401 (CRD's loader; 
 from ..errors import LavidError
 
 
+def _raised_in_torch_cuda(error: BaseException) -> bool:
+    """Whether ``error`` came out of ``torch.cuda`` (code that calls ``.cuda()`` on a machine without
+    CUDA): told by where it was raised, not by its message."""
+    import os
+
+    marker = f"{os.sep}torch{os.sep}cuda{os.sep}"
+    tb = error.__traceback__
+    while tb is not None:
+        if marker in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def mdistiller_zoo():
     """mdistiller's ``distiller_dict``, or None when mdistiller is not installed."""
     try:
@@ -105,7 +119,7 @@ def adapter(name: str, md_cls):
             except LavidError:
                 raise
             except Exception as e:  # mdistiller's own failure, named
-                if "NVIDIA" in str(e) or "CUDA" in str(e):
+                if _raised_in_torch_cuda(e):
                     raise LavidError(f"unsupported here: {what} needs CUDA (mdistiller's code calls .cuda()): "
                                      f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
                 hint = f"; its settings live in CFG.{name} (sized for CIFAR by default)" if name in cfg else ""

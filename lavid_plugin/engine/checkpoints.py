@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..errors import LavidError
-from ..utils import atomic_link, atomic_path, fault_point  # noqa: F401 (crash tests import it here)
+from ..utils import atomic_link, atomic_path, fault_point, get_logger  # noqa: F401 (crash tests import it here)
 
 RULE = "-" * 25
 CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "best_acc", "rng")
@@ -157,4 +157,4 @@ def check_resume(folder: Path, cfg_text: str, teachers: dict, force: bool = Fals
         raise LavidError(f"--resume: {folder} was started with another setup; resuming would mix two runs:\n  {shown}\n"
                          f"start a new run (another EXPERIMENT.NAME), or pass --resume-force to continue anyway")
     for c in changes:
-        print(f"[lavid] warning: resuming with a change (--resume-force): {c}")
+        get_logger().warning(f"resuming with a change (--resume-force): {c}")

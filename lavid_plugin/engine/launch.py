@@ -59,10 +59,10 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True, r
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from ..utils import atomic_write_json, atomic_write_text
+    from ..utils import atomic_write_json, atomic_write_text, get_logger
     from .build import build_distiller, distiller_class, setup_data
     from .checkpoints import check_resume
-    from .trainer import Trainer, seed_everything
+    from .trainer import RunSpec, Trainer, seed_everything
 
     if cfg.SOLVER.EPOCHS < 1:
         raise LavidError(f"SOLVER.EPOCHS must be at least 1, got {cfg.SOLVER.EPOCHS}")
@@ -92,12 +92,11 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True, r
         if world > 1 else distiller
     splits = run.splits
     if rank == 0:
-        print(f"[lavid] {cfg.DISTILLER.TYPE} on {cfg.DATASET.TYPE}: {len(splits.train)} train / "
-              f"{len(splits.val)} test images, {len(splits.classes)} classes, device {device}, world {world}, "
-              f"extra parameters {distiller.get_extra_parameters()}", flush=True)
-    trainer = Trainer(name, model, run.train_loader, run.val_loader, cfg, device=device, rank=rank, world=world,
-                      generator=gen, progress=progress, group_names=splits.group_names,
-                      select_loader=run.select_loader)
+        get_logger().info(f"{cfg.DISTILLER.TYPE} on {cfg.DATASET.TYPE}: {len(splits.train)} train / "
+                          f"{len(splits.val)} test images, {len(splits.classes)} classes, device {device}, "
+                          f"world {world}, extra parameters {distiller.get_extra_parameters()}")
+    spec = RunSpec(name, cfg, device=device, rank=rank, world=world, generator=gen, progress=progress)
+    trainer = Trainer(spec, model, run)
     trainer.train(resume=resume, stop_after_epoch=stop_after_epoch)
     if world > 1:
         dist.barrier()

@@ -20,6 +20,7 @@ import random
 import sys
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from ..data import check_bad_images
 from ..data.transforms import to_model_input
 from .evaluation import StepSums, accuracy, evaluate  # noqa: F401 (evaluate: re-exported)
 from ..errors import LavidError
+from ..utils import get_logger
 from .checkpoints import (append_text, cut_worklog, fault_point, load_checkpoint, remove_stale_temporaries,
                           save_checkpoint, worklog_block)
 
@@ -74,9 +76,28 @@ def unwrap(model):
 SELECT_MODES = ("best_test_acc", "best_val_loss", "final")
 
 
+@dataclass
+class RunSpec:
+    """One training process: the run's folder (``LOG.PREFIX/<name>``), its config, this process's
+    place under torchrun, the loaders' RNG, and whether to show progress."""
+    name: str
+    cfg: object
+    device: str = "cpu"
+    rank: int = 0
+    world: int = 1
+    generator: object = None
+    progress: bool = True
+
+
 class Trainer:
-    def __init__(self, experiment_name, distiller, train_loader, val_loader, cfg, *, device="cpu", rank=0,
-                 world=1, generator=None, progress=True, group_names=None, select_loader=None):
+    """mdistiller's train loop: per step data -> losses -> sum -> backward -> step, per epoch
+    evaluate, checkpoint, worklog. ``data`` is the run's :class:`~.build.RunData` (loaders, splits)."""
+
+    def __init__(self, spec: RunSpec, distiller, data):
+        cfg, device, rank, world = spec.cfg, spec.device, spec.rank, spec.world
+        experiment_name, generator, progress = spec.name, spec.generator, spec.progress
+        train_loader, val_loader = data.train_loader, data.val_loader
+        select_loader, group_names = data.select_loader, data.splits.group_names
         if cfg.LOG.SELECT not in SELECT_MODES:
             raise LavidError(f"LOG.SELECT must be one of {SELECT_MODES}, got {cfg.LOG.SELECT!r}")
         if cfg.LOG.EVAL_FREQ < 1:
@@ -106,7 +127,7 @@ class Trainer:
         if rank == 0:
             self.log_path.mkdir(parents=True, exist_ok=True)
             for p in remove_stale_temporaries(self.log_path):
-                print(f"[lavid] removed {p}, left by an interrupted write", file=sys.stderr)
+                get_logger().warning(f"removed {p}, left by an interrupted write")
         self.global_step = 0
 
     # ------------------------------------------------------------------ pieces
@@ -217,8 +238,8 @@ class Trainer:
             append_text(self.log_path / "worklog.txt", block)
             self.log(lr, epoch, log, terms)
             if self.epoch_lines:
-                print(f"[lavid] epoch {epoch}/{self.cfg.SOLVER.EPOCHS}: train_loss {log['train_loss']:.4f} "
-                      f"test_acc {log['test_acc']:.2f} ({seen / (time.perf_counter() - t0):.1f} img/s)", flush=True)
+                get_logger().info(f"epoch {epoch}/{self.cfg.SOLVER.EPOCHS}: train_loss {log['train_loss']:.4f} "
+                                  f"test_acc {log['test_acc']:.2f} ({seen / (time.perf_counter() - t0):.1f} img/s)")
         return log
 
     def read_back(self, window: StepSums, epoch: int, bar, img_s: float) -> None:

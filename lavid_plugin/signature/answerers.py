@@ -8,7 +8,7 @@ provenance, so every backend yields the same kind of :class:`~.signature.LLMSign
         instantiator: Instantiator          # how "the class" becomes a class name
 
         @classmethod
-        def from_cli(cls, args, instantiator): ...  # -> (answerer, options): `lavid signature extract --backend NAME`
+        def from_options(cls, opts: AnswerOptions, instantiator): ...  # -> (answerer, call options)
         def option_logits(self, questions, class_names, **options) -> torch.Tensor: ...  # [K, sum M]
         def provenance(self) -> dict: ...   # model, prompt, ...: what produced the logits
 
@@ -23,6 +23,7 @@ Registered here: ``llm`` (a transformers causal LM's next-token logits over the 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import Sequence
 
 from ..errors import LavidError
@@ -30,6 +31,31 @@ from ..hf import check_model_source, library_versions  # noqa: F401 (the Stage 1
 from ..utils import check_output_path  # noqa: F401
 from .questions import Question
 from .signature import LLMSignature, check_unique_class_names
+
+@dataclass
+class AnswerOptions:
+    """What a backend is built from (``lavid signature extract`` fills it from its flags; library
+    code builds it directly). Backends read the fields they use and ignore the rest."""
+    model: str
+    #: where resumable answer shards go; empty: ``<output>.cache`` beside the output, or none
+    cache_dir: str = ""
+    output: str = ""
+    device: str | None = None
+    device_map: str | None = None
+    batch_size: int = 16
+    template: str | None = None  # the answer prompt; None: the authors'
+    labels: str = "number"  # option labels: number (1..M) or letter (A..M)
+    plain: bool = False  # no chat template (base models)
+    trust_remote_code: bool = False
+    progress: bool = True
+    tensor_parallel_size: int = 1  # vllm
+    embedding_scoring: str = "statement"  # embedding
+
+    @property
+    def shard_cache(self) -> str | None:
+        """The answer-shard folder: ``cache_dir``, or ``<output>.cache`` when an output is named."""
+        return self.cache_dir or (str(self.output) + ".cache" if self.output else None)
+
 
 #: backend name -> class, or "module:attribute" imported when first used
 ANSWERERS: dict = {

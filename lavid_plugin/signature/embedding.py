@@ -81,9 +81,8 @@ class EmbeddingAnswerer:
         return torch.cat(out)
 
     @classmethod
-    def from_cli(cls, args, instantiator):
-        return cls(args.model, instantiator=instantiator, device=args.device or "cpu",
-                   scoring=getattr(args, "embedding_scoring", "statement")), {}
+    def from_options(cls, opts, instantiator):
+        return cls(opts.model, instantiator=instantiator, device=opts.device or "cpu", scoring=opts.embedding_scoring), {}
 
     def option_logits(self, questions: Sequence[Question], class_names: Sequence[str], **_) -> torch.Tensor:
         """``[K, sum M]`` option logits (see the module docstring for the two scorings)."""

@@ -124,13 +124,13 @@ class AnswerExtractor:
         self.token_ids: list[int] = []
 
     @classmethod
-    def from_cli(cls, args, instantiator):
-        model, tok = load_causal_lm(args.model, device=args.device, device_map=args.device_map,
-                                    trust_remote_code=args.trust_remote_code)
-        ex = cls(model, tok, model_id=args.model, template=args.template or AUTHORS_ANSWER_TEMPLATE,
-                 label_kind=args.labels, use_chat_template=False if args.plain else None, instantiator=instantiator)
-        return ex, {"batch_size": args.batch_size, "cache_dir": args.cache_dir or str(args.output) + ".cache",
-                    "progress": not args.no_progress}
+    def from_options(cls, opts, instantiator):
+        """The extractor and its call options from an :class:`~.answerers.AnswerOptions`."""
+        model, tok = load_causal_lm(opts.model, device=opts.device, device_map=opts.device_map,
+                                    trust_remote_code=opts.trust_remote_code)
+        ex = cls(model, tok, model_id=opts.model, template=opts.template or AUTHORS_ANSWER_TEMPLATE,
+                 label_kind=opts.labels, use_chat_template=False if opts.plain else None, instantiator=instantiator)
+        return ex, {"batch_size": opts.batch_size, "cache_dir": opts.shard_cache, "progress": opts.progress}
 
     # prompt building lives in PromptBuilder; these keep the extractor's own API
     def build_prompts(self, questions: Sequence[Question], class_names: Sequence[str]) -> list[str]:

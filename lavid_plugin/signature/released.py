@@ -7,13 +7,13 @@ with a warning, aligned by name to a class list, through aliases where a dataset
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from ..errors import LavidError
+from ..utils import get_logger
 from .questions import Question
 from .signature import LLMSignature, offsets_from_counts
 
@@ -33,7 +33,7 @@ def import_reference_json(path: str | Path, *, questions: Sequence[Question] | N
     the provenance; ``strict`` refuses the file instead.
     """
     path = Path(path)
-    warn = warn or (lambda msg: print(f"[lavid] warning: {msg}", file=sys.stderr))
+    warn = warn or get_logger().warning
     empty: list[int] = []
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -56,12 +56,12 @@ class VLLMAnswerer:
         self.token_ids: list[int] = []
 
     @classmethod
-    def from_cli(cls, args, instantiator):
-        ex = cls(args.model, tensor_parallel_size=args.tensor_parallel_size,
-                 template=args.template or AUTHORS_ANSWER_TEMPLATE, label_kind=args.labels,
-                 use_chat_template=False if args.plain else None, instantiator=instantiator,
-                 trust_remote_code=args.trust_remote_code)
-        return ex, {"cache_dir": args.cache_dir or str(args.output) + ".cache", "progress": not args.no_progress}
+    def from_options(cls, opts, instantiator):
+        ex = cls(opts.model, tensor_parallel_size=opts.tensor_parallel_size,
+                 template=opts.template or AUTHORS_ANSWER_TEMPLATE, label_kind=opts.labels,
+                 use_chat_template=False if opts.plain else None, instantiator=instantiator,
+                 trust_remote_code=opts.trust_remote_code)
+        return ex, {"cache_dir": opts.shard_cache, "progress": opts.progress}
 
     def label_logprobs(self, requests: list[list[int]]) -> list[float]:
         """For each token-id list, the prompt log-probability of its last token."""
