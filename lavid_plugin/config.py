@@ -206,6 +206,48 @@ def _read_yaml(path: str) -> dict:
     return data
 
 
+_warned_renames: set = set()
+
+
+def rename_deprecated_keys(flat_keys, where: str):
+    """``flat_keys`` (dotted names) with deprecated keys replaced by their new names; warns once per key
+    and process."""
+    from .distillers import renamed_keys
+    from .utils import get_logger
+
+    renames = renamed_keys()
+    out = []
+    for key in flat_keys:
+        new = renames.get(key)
+        if new is not None and key not in _warned_renames:
+            _warned_renames.add(key)
+            get_logger().warning(f"{where}: {key} is deprecated, read as {new} (rename it)")
+        out.append(new or key)
+    return out
+
+
+def _rename_in_dict(data: dict, where: str) -> dict:
+    """A YAML mapping with its deprecated keys moved to their new names."""
+    flat: dict = {}
+
+    def walk(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict) and v:
+                walk(v, f"{prefix}{k}.")
+            else:
+                flat[f"{prefix}{k}"] = v
+
+    walk(data)
+    out: dict = {}
+    for key, value in zip(rename_deprecated_keys(flat, where), flat.values()):
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
 def _floats_where_float(defaults: CN, data: dict, prefix: str = "") -> dict:
     """``data`` with ints turned into floats where the default is a float (``LAVID_WEIGHT: 20``):
     yacs refuses that type mismatch, a researcher means the number."""
@@ -239,7 +281,7 @@ def cfg_from_dict(data: dict, where: str = "config") -> CN:
 
     cfg = get_cfg_defaults()
     try:
-        cfg.merge_from_other_cfg(CN(_floats_where_float(cfg, data)))
+        cfg.merge_from_other_cfg(CN(_floats_where_float(cfg, _rename_in_dict(data, where))))
     except (KeyError, ValueError, AssertionError) as e:
         raise LavidError(f"{where}: {e.args[0] if e.args else e}") from None
     return cfg
@@ -253,7 +295,10 @@ def load_cfg(path: str | None = None, opts: list | None = None, freeze: bool = T
     cfg = get_cfg_defaults()
     if opts and len(opts) % 2:
         raise LavidError(f"overrides must be KEY VALUE pairs, got an odd list: {opts}")
-    for where, merge in ((path, lambda: cfg.merge_from_other_cfg(CN(_floats_where_float(cfg, _read_yaml(path))))),
+    if opts:
+        opts = [k if i % 2 else rename_deprecated_keys([k], "overrides")[0] for i, k in enumerate(opts)]
+    for where, merge in ((path, lambda: cfg.merge_from_other_cfg(
+                              CN(_floats_where_float(cfg, _rename_in_dict(_read_yaml(path), str(path)))))),
                          ("overrides", lambda: cfg.merge_from_list(_opts_floats_where_float(cfg, opts)))):
         if not (path if where == path else opts):
             continue

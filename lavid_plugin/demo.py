@@ -44,7 +44,7 @@ def ensure_demo_signature(root: str | Path, model: str = "minilm") -> Path:
     for each class name by the sentence-embedding backend (an offline CPU language model)."""
     from .signature.embedding import EmbeddingAnswerer
     from .signature.questions import read_questions
-    from .signature.signature import LLMSignature
+    from .signature.llm_signature import LLMSignature
 
     root = Path(root)
     out = root / "signature.safetensors"
@@ -64,7 +64,7 @@ def ensure_reference_signature(root: str | Path) -> Path:
     import torch
 
     from .signature.questions import read_questions
-    from .signature.signature import LLMSignature, offsets_from_counts
+    from .signature.llm_signature import LLMSignature, offsets_from_counts
 
     out = Path(root) / "reference_signature.safetensors"
     if out.is_file():
@@ -111,8 +111,8 @@ def run_row(args, config: str, signature: str | None, name: str, seed: int) -> t
 
 def teacher_agreement(root: str) -> str:
     from .data.demo_birds import ensure_attributes_file
-    from .signature.inspect import attribute_agreement, read_attributes
-    from .signature.signature import LLMSignature
+    from .signature.inspection import attribute_agreement, read_attributes
+    from .signature.llm_signature import LLMSignature
 
     sig = LLMSignature.load(Path(root) / "signature.safetensors")
     hits, total = attribute_agreement(sig, read_attributes(ensure_attributes_file(root), sig))

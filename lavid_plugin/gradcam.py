@@ -80,7 +80,7 @@ def cams(student, images: torch.Tensor, targets: Sequence[int]) -> np.ndarray:
 
 def default_images(splits, n: int) -> list[int]:
     """Indices into the test split: Waterbirds' worst group, else one image per class."""
-    test = splits.val
+    test = splits.test
     groups = getattr(test, "groups", None)
     if groups is not None and splits.group_names and WORST_GROUP in splits.group_names:
         g = splits.group_names.index(WORST_GROUP)
@@ -134,7 +134,7 @@ def run(args) -> int:
         raise LavidError("give one --ckpt per --cfg (at least one pair)")
     models = [load_student(c, k, args.opts) for c, k in zip(args.cfg, args.ckpt)]
     cfg, splits, _ = models[0]
-    test = splits.val
+    test = splits.test
     paths = [p for p, _ in test.samples]
     if args.images:
         where = {str(Path(p).resolve()): i for i, p in enumerate(paths)}

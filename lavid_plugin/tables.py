@@ -43,7 +43,7 @@ TEACHER_TABLE = "teacher"
 _MLKD = {"MLKD": {"TEMPERATURE": 1.0, "LOSS": {"CE_WEIGHT": 0.5, "KD_WEIGHT": 0.5}},
          "KD": {"TEMPERATURE": 1, "LOSS": {"CE_WEIGHT": 0.5, "KD_WEIGHT": 0.5}}}
 # the paper's gamma and lambda, as LaViD declares them (written into the configs for the reader)
-_LAVID_LOSS = {k: LaViD.DEFAULTS["LOSS"][k] for k in ("CE_WEIGHT", "LAVID_WEIGHT")}
+_LAVID_LOSS = {k: LaViD.DEFAULTS["LOSS"][k] for k in ("BASE_WEIGHT", "LAVID_WEIGHT")}
 
 #: method (a table row) -> its config overrides, merged over the cell's dataset/solver settings
 METHODS = {

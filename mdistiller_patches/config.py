@@ -38,5 +38,10 @@ def widen_int_defaults(dst, src) -> list[str]:
 def patch_config(md_cfg) -> dict:
     from lavid_plugin.config import get_cfg_defaults
 
+    from lavid_plugin.distillers import renamed_keys
+
     plugin_cfg = get_cfg_defaults()
+    for old, new in renamed_keys().items():  # mdistiller's loader cannot read them as the new key: name it
+        if old not in md_cfg.__dict__.get(md_cfg.RENAMED_KEYS, {}):
+            md_cfg.register_renamed_key(old, new, "lavid-plugin renamed it")
     return {"widened": widen_int_defaults(md_cfg, plugin_cfg), "cfg": merge_missing(md_cfg, plugin_cfg)}

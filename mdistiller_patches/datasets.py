@@ -15,8 +15,8 @@ def plugin_get_dataset(cfg, views=None):
 
     cls = registry_class(cfg)
     run = setup_data(cfg, cls, views=views)
-    if run.splits.val.groups is not None:  # mdistiller's validate() unpacks (image, target)
-        run.splits.val.groups = None
+    if run.splits.test.groups is not None:  # mdistiller's validate() unpacks (image, target)
+        run.splits.test.groups = None
     point_teacher(cfg, cls)  # may set DISTILLER.TEACHER: before the context is keyed by the config
     remember(cfg, run.context)
     return run.train_loader, run.val_loader, len(run.splits.train), len(run.splits.classes)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from lavid_plugin.signature.extract import AnswerExtractor, resolve_label_token_ids
+from lavid_plugin.signature.llm_backend import AnswerExtractor, resolve_label_token_ids
 from reference_answers import naive_answer_logits  # scripts/ is on sys.path when a script runs
 from lavid_plugin.signature.prompts import option_labels
 from lavid_plugin.signature.questions import read_questions

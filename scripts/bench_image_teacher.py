@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lavid_plugin.image_teacher.extract import TeacherImages, extract_bank, feature_job
+from lavid_plugin.image_teacher.jobs import TeacherImages, extract_bank, feature_job
 from lavid_plugin.image_teacher.tiny_vlm import build_tiny_llava
 from lavid_plugin.image_teacher.vlm import PAPER_FEATURE_TEMPLATE, VLMTeacher
 
@@ -62,7 +62,7 @@ def aspects_authors(teacher, images, prompts, ids, batch_size):
 
 
 def bench_aspects(args, teacher, ds, images, sync):
-    from lavid_plugin.image_teacher.extract import aspect_job
+    from lavid_plugin.image_teacher.jobs import aspect_job
     from lavid_plugin.image_teacher.vlm import PAPER_ASPECT_TEMPLATE
 
     job = aspect_job(teacher, ASPECTS[: args.aspects], PAPER_ASPECT_TEMPLATE)

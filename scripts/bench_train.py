@@ -18,7 +18,7 @@ import torch
 from lavid_plugin.config import load_cfg
 from lavid_plugin.distillers import DKD, LaViD, Vanilla, lavid_loss
 from lavid_plugin.models import build_model
-from lavid_plugin.signature.signature import LLMSignature
+from lavid_plugin.signature.llm_signature import LLMSignature
 
 
 class LaViDSecondForward(LaViD):

@@ -15,7 +15,7 @@ PY
 "$PY" - "$OUT" <<'PY'
 import sys, torch
 from lavid_plugin.data.demo_birds import demo_classes, ensure_demo_dataset
-from lavid_plugin.signature.signature import LLMSignature
+from lavid_plugin.signature.llm_signature import LLMSignature
 ensure_demo_dataset(f"{sys.argv[1]}/birds")
 names = [n for n, _ in demo_classes()]
 probs = torch.softmax(torch.randn(len(names), 3, 3), -1).reshape(len(names), 9)

@@ -20,15 +20,15 @@ import torch
 from lavid_plugin.signature.released import import_reference_json
 from lavid_plugin.data.demo_birds import DEMO_QUESTIONS, demo_attributes
 from lavid_plugin.signature.embedding import SCORINGS, EmbeddingAnswerer
-from lavid_plugin.signature.inspect import attribute_agreement
+from lavid_plugin.signature.inspection import attribute_agreement
 from lavid_plugin.signature.questions import read_questions
-from lavid_plugin.signature.signature import LLMSignature
+from lavid_plugin.signature.llm_signature import LLMSignature
 
 
 def mean_top(probs: torch.Tensor, questions) -> float:
     sig = LLMSignature([str(i) for i in range(len(probs))], probs, [0] + list(
         torch.tensor([q.num_options for q in questions]).cumsum(0).tolist()))
-    return float(torch.stack([sig.targets[:, sig.question_slice(q)].max(1).values
+    return float(torch.stack([sig.probs[:, sig.question_slice(q)].max(1).values
                               for q in range(sig.num_questions)]).mean())
 
 
@@ -37,7 +37,7 @@ def calibrate(answerer, questions, names, target: float) -> float:
     lo, hi = 0.01, 50.0
     for _ in range(50):
         mid = (lo + hi) / 2
-        probs = LLMSignature.from_option_logits(names, mid * scores, questions).targets
+        probs = LLMSignature.from_option_logits(names, mid * scores, questions).probs
         lo, hi = (mid, hi) if mean_top(probs, questions) < target else (lo, mid)
     return lo
 
@@ -56,7 +56,7 @@ def main():
         names = json.loads((ref / "classes" / "cub200_classes.json").read_text())
         qwen = import_reference_json(ref / "signatures" / "cub200" / "qwen2.5-7b_chat_50-5.json",
                                                   questions=q, class_names=names)
-        cub = (q, names, qwen, {n: [int(qwen.targets[k, qwen.question_slice(j)].argmax()) + 1
+        cub = (q, names, qwen, {n: [int(qwen.probs[k, qwen.question_slice(j)].argmax()) + 1
                                     for j in range(qwen.num_questions)] for k, n in enumerate(names)})
     print(f"{'scoring':<12}{'demo vs drawn attributes':>28}{'CUB vs Qwen2.5-7B argmax':>28}")
     for scoring in SCORINGS:

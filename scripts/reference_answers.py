@@ -1,7 +1,7 @@
 """The plain answer computation, the baseline of tests and benchmarks (not used by the package).
 
 One prompt at a time, the full ``[1, L, V]`` logits, the label tokens' logits at the last position:
-what the batched extractor (:class:`lavid_plugin.signature.extract.AnswerExtractor`) must equal.
+what the batched extractor (:class:`lavid_plugin.signature.llm_backend.AnswerExtractor`) must equal.
 """
 
 from typing import Sequence

@@ -3,7 +3,7 @@
 import torch
 
 from lavid_plugin.config import load_cfg
-from lavid_plugin.signature.signature import LLMSignature
+from lavid_plugin.signature.llm_signature import LLMSignature
 
 
 def tiny_cfg(**over):

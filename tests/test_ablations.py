@@ -136,6 +136,6 @@ def test_default_gradcam_images_are_waterbirds_worst_group():
 
     names = ["landbird on land", "landbird on water", "waterbird on land", "waterbird on water"]
     test = SimpleNamespace(groups=[0, 2, 1, 2, 3, 2, 2], targets=[0, 1, 0, 1, 1, 1, 1])
-    assert default_images(SimpleNamespace(val=test, group_names=names), 3) == [1, 3, 5]
-    other = SimpleNamespace(val=SimpleNamespace(targets=[2, 2, 0, 1, 0]), group_names=None)
+    assert default_images(SimpleNamespace(test=test, group_names=names), 3) == [1, 3, 5]
+    other = SimpleNamespace(test=SimpleNamespace(targets=[2, 2, 0, 1, 0]), group_names=None)
     assert default_images(other, 5) == [0, 2, 3]  # one image per class

@@ -19,6 +19,7 @@ from lavid_plugin.data import build_splits
 from lavid_plugin.data.datasets import DATASETS
 from lavid_plugin.distillers import distiller_dict
 from lavid_plugin.engine.build import BuildContext, build_distiller, distiller_class
+from lavid_plugin.errors import LavidError
 from lavid_plugin.image_teacher import SampleBank
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,3 +178,26 @@ def test_one_distiller_per_method_and_student_builds(path, fake, pretrained):
     if "MLKD" in (cfg.DISTILLER.TYPE, cfg.LAVID.BASE):
         assert isinstance(run.splits.train[0][0], tuple)  # weak/strong views
     assert isinstance(run.context, BuildContext) and run.context.num_data == len(run.splits.train)
+
+
+def test_a_renamed_key_is_read_under_its_new_name_with_one_warning(tmp_path, capsys):
+    import lavid_plugin.config as config
+
+    config._warned_renames.discard("LAVID.LOSS.CE_WEIGHT")
+    (tmp_path / "old.yaml").write_text("DISTILLER: {TYPE: LAVID}\nLAVID: {LOSS: {CE_WEIGHT: 0.5, LAVID_WEIGHT: 20}}\n")
+    cfg = load_cfg(str(tmp_path / "old.yaml"))
+    assert cfg.LAVID.LOSS.BASE_WEIGHT == 0.5 and cfg.LAVID.LOSS.LAVID_WEIGHT == 20.0 and "CE_WEIGHT" not in cfg.LAVID.LOSS
+    assert load_cfg(None, ["LAVID.LOSS.CE_WEIGHT", "0.25"]).LAVID.LOSS.BASE_WEIGHT == 0.25
+    err = capsys.readouterr().err
+    assert err.count("LAVID.LOSS.CE_WEIGHT is deprecated, read as LAVID.LOSS.BASE_WEIGHT") == 1
+
+
+def test_a_run_saved_with_the_old_key_resumes_without_a_reported_change(tmp_path):
+    from lavid_plugin.engine.checkpoints import check_resume
+
+    cfg = load_cfg(None, ["DISTILLER.TYPE", "LAVID"])
+    (tmp_path / "config.yaml").write_text(cfg.dump().replace("BASE_WEIGHT", "CE_WEIGHT"))
+    check_resume(tmp_path, cfg.dump(), {})  # no LavidError: the same setup
+    (tmp_path / "config.yaml").write_text(cfg.dump().replace("BASE_WEIGHT: 1.0", "CE_WEIGHT: 0.5"))
+    with pytest.raises(LavidError, match="LAVID.LOSS.BASE_WEIGHT: 0.5 -> 1.0"):
+        check_resume(tmp_path, cfg.dump(), {})

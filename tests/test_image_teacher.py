@@ -14,7 +14,7 @@ from lavid_plugin.config import load_cfg
 from lavid_plugin.errors import LavidError
 from lavid_plugin.image_teacher import SampleBank
 from lavid_plugin.cli.teacher import training_images
-from lavid_plugin.image_teacher.extract import aspect_job, extract_bank, feature_job
+from lavid_plugin.image_teacher.jobs import aspect_job, extract_bank, feature_job
 from lavid_plugin.image_teacher.tiny_vlm import build_tiny_llava
 from lavid_plugin.image_teacher.vlm import PAPER_ASPECT_TEMPLATE, PAPER_FEATURE_TEMPLATE, VLMTeacher
 

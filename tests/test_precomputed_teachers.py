@@ -20,7 +20,7 @@ from lavid_plugin.distillers import Distiller, distiller_dict, register
 from lavid_plugin.engine.build import build_distiller, setup_data
 from lavid_plugin.errors import LavidError
 from lavid_plugin.image_teacher import SampleBank
-from lavid_plugin.teachers import TeacherFile
+from lavid_plugin.teacher_files import TeacherFile
 
 DIM = 6
 

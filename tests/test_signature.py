@@ -6,7 +6,7 @@ import torch
 from lavid_plugin.signature.released import import_reference_json
 from lavid_plugin.errors import LavidError
 from lavid_plugin.signature.questions import read_questions
-from lavid_plugin.signature.signature import LLMSignature, read_class_names
+from lavid_plugin.signature.llm_signature import LLMSignature, read_class_names
 
 
 @pytest.mark.parametrize("dataset", ["cub200", "flowers", "fgvc_aircraft"])
@@ -18,7 +18,7 @@ def test_import_reference_qwen_signatures(reference, dataset, tmp_path):
     assert sig.num_questions == 50 and sig.option_counts == [5] * 50 and sig.num_classes == len(raw)
     sig.save(tmp_path / "s.safetensors")
     back = LLMSignature.load(tmp_path / "s.safetensors")
-    assert torch.equal(back.targets, sig.targets) and back.questions == qs
+    assert torch.equal(back.targets, sig.probs) and back.questions == qs
     assert back.provenance["content_hash"] == sig.content_hash()
 
 
@@ -30,7 +30,7 @@ def test_cub_rows_equal_json_after_alignment(reference):
     assert sig.class_names == classes
     for k, name in enumerate(classes):
         expected = torch.tensor([p for q in raw[name] for p in q], dtype=torch.float32)
-        assert torch.equal(sig.targets[k], expected), name
+        assert torch.equal(sig.probs[k], expected), name
         assert sig.class_matrix(name) == [[float(torch.tensor(p, dtype=torch.float32)) for p in q] for q in raw[name]]
 
 
@@ -63,7 +63,7 @@ def _toy(names):
 def test_align_by_name_and_errors():
     sig = _toy(["a", "b", "c"])
     al = sig.align(["c", "a", "b"])
-    assert torch.equal(al.targets, sig.targets[[2, 0, 1]])
+    assert torch.equal(al.targets, sig.probs[[2, 0, 1]])
     with pytest.raises(LavidError, match=r"no class for dataset class\(es\) \['d'\]"):
         sig.align(["a", "b", "c", "d"])
     with pytest.raises(LavidError, match=r"the dataset lacks: \['c'\]"):
@@ -77,7 +77,7 @@ def test_align_normalised_names_reports_mapping():
     with pytest.raises(LavidError, match="normalize"):
         sig.align(raw)
     al = sig.align(raw, normalize=True)
-    assert torch.equal(al.targets[0], sig.targets[1])
+    assert torch.equal(al.targets[0], sig.probs[1])
     assert ("002.Laysan_Albatross", "Laysan Albatross") in al.alignment.mapping
 
 
@@ -122,7 +122,7 @@ def test_a_released_file_with_an_empty_question_imports_without_it(tmp_path, cap
     assert "dropping question(s) [2] of 3: no options" in capsys.readouterr().err
     sig = LLMSignature.load(out)
     assert sig.option_counts == [2, 2] and sig.provenance["dropped_empty_questions"] == [2]
-    assert torch.allclose(sig.targets[1], torch.tensor([0.2, 0.8, 0.3, 0.7]))
+    assert torch.allclose(sig.probs[1], torch.tensor([0.2, 0.8, 0.3, 0.7]))
     out.unlink()
     assert lavid(["signature", "import", str(path), "-o", str(out), "--strict"]) == 2
     assert "question(s) [2] have no options" in capsys.readouterr().err and not out.exists()
@@ -163,7 +163,7 @@ def test_released_imagenet_group_files_align_through_aliases(tmp_path):
         assert sig.class_names == names, group
         for n in names:
             released = {"projectile": "missile", "dark glasses": "sunglasses"}.get(n, rename.get(n, n))
-            assert torch.allclose(sig.targets[names.index(n)], torch.tensor(data[released]).flatten()), (group, n)
+            assert torch.allclose(sig.probs[names.index(n)], torch.tensor(data[released]).flatten()), (group, n)
     with pytest.raises(LavidError, match="no class for dataset class"):  # without the aliases it does not align
         import_reference_json(tmp_path / "bird.json", class_names=imagenet_group_classes("bird")[0])
 

@@ -38,7 +38,7 @@ def test_demo_config_writes_mdistillers_output_layout(tmp_path, monkeypatch):
     state = torch.load(out / "latest", weights_only=True)
     assert state["epoch"] == 1 and "head.weight" in state["model"]
     sig = tmp_path / "data" / "demo_birds" / "signature.safetensors"
-    from lavid_plugin.signature.signature import LLMSignature
+    from lavid_plugin.signature.llm_signature import LLMSignature
 
     assert "not an LLM" in LLMSignature.load(sig).provenance["answer_backend"]
 

@@ -153,14 +153,14 @@ def test_class_name_embedding_signature_trains_lavid(demo, tmp_path):
     model, tok = AutoModel.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
     with torch.no_grad():
         want = model(**tok([names[3]], return_tensors="pt")).last_hidden_state[0, 0]
-    torch.testing.assert_close(sig.targets[3], want, atol=1e-5, rtol=1e-5)  # the authors' [CLS] vector
+    torch.testing.assert_close(sig.probs[3], want, atol=1e-5, rtol=1e-5)  # the authors' [CLS] vector
     from lavid_plugin.cli import main
 
     names_file = tmp_path / "names.json"
     names_file.write_text(json.dumps(names))
     assert main(["signature", "embed", "--model", str(folder), "--classes", str(names_file), "--pooling", "cls",
                  "--no-normalize", "-o", str(tmp_path / "cli.safetensors")]) == 0
-    assert torch.equal(LLMSignature.load(tmp_path / "cli.safetensors").targets, sig.targets)
+    assert torch.equal(LLMSignature.load(tmp_path / "cli.safetensors").targets, sig.probs)
     sig.save(tmp_path / "emb.safetensors")
     trainer = train(load_cfg(None, _opts(root, "DISTILLER.TYPE", "LAVID", "DISTILLER.TEACHER", "LLMSignature",
                                          "LAVID.SIGNATURE", str(tmp_path / "emb.safetensors"), "SOLVER.EPOCHS", "1",
@@ -188,7 +188,7 @@ def test_minilm_embedding_equals_the_authors_released_vectors():
     ref = json.loads(path.read_text())
     names = list(ref)[:16]
     sig = class_name_signature(names, "minilm")
-    torch.testing.assert_close(sig.targets, torch.tensor([ref[n] for n in names]), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(sig.probs, torch.tensor([ref[n] for n in names]), atol=1e-5, rtol=1e-4)
 
 
 def test_pruning_drops_the_lowest_entropy_questions(tmp_path):
@@ -197,7 +197,7 @@ def test_pruning_drops_the_lowest_entropy_questions(tmp_path):
     from lavid_plugin.signature.class_embed import drop_lowest_entropy
 
     sig = random_signature(["a", "b", "c"], counts=(4, 4, 4, 4, 4))
-    sig.targets[:, 4:8] = torch.tensor([1.0, 0.0, 0.0, 0.0])  # question 2: every class answers alike
+    sig.probs[:, 4:8] = torch.tensor([1.0, 0.0, 0.0, 0.0])  # question 2: every class answers alike
     sig.save(tmp_path / "s.safetensors")
     assert main(["signature", "prune", str(tmp_path / "s.safetensors"), "--drop-lowest-entropy", "2",
                  "-o", str(tmp_path / "p.safetensors")]) == 0
@@ -206,7 +206,7 @@ def test_pruning_drops_the_lowest_entropy_questions(tmp_path):
     kept = [q for q in range(1, 6) if q not in pruned.provenance["dropped_questions"]]
     ent = pruned.provenance["question_entropy"]
     assert max(ent[q - 1] for q in pruned.provenance["dropped_questions"]) <= min(ent[q - 1] for q in kept)
-    assert torch.equal(pruned.targets[:, :4], sig.targets[:, (kept[0] - 1) * 4:kept[0] * 4])
+    assert torch.equal(pruned.probs[:, :4], sig.probs[:, (kept[0] - 1) * 4:kept[0] * 4])
     with pytest.raises(LavidError, match=r"must be in \[0, 4\]"):
         drop_lowest_entropy(sig, 5)
     assert main(["signature", "inspect", str(tmp_path / "s.safetensors"), "--question", "3", "--show", "c", "a",

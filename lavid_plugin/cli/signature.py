@@ -137,7 +137,7 @@ def _add_extract(ss) -> None:
 
 def _read_inputs(args, with_classes=True):
     from ..signature.questions import Instantiator, parse_placeholder_specs, read_questions, validate_questions
-    from ..signature.signature import read_class_names
+    from ..signature.llm_signature import read_class_names
 
     qs, warns = read_questions(args.questions)
     for w in warns:
@@ -153,7 +153,7 @@ def cmd_questions(args) -> int:
     from ..hf import library_versions
     from ..signature.generate import HFChatBackend, OpenAIChatBackend, generate_questions, write_question_file
     from ..signature.prompts import generation_prompt
-    from ..signature.signature import read_class_names
+    from ..signature.llm_signature import read_class_names
 
     names = read_class_names(args.classes)
     if args.print_prompt:
@@ -242,7 +242,7 @@ def cmd_import(args) -> int:
     from ..data.datasets import imagenet_group_classes
     from ..signature.questions import read_questions
     from ..signature.released import import_reference_json
-    from ..signature.signature import read_class_names
+    from ..signature.llm_signature import read_class_names
     from ..utils import check_output_path
 
     if args.output:
@@ -278,18 +278,18 @@ def cmd_merge(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from ..signature.inspect import heatmap_png, summary
-    from ..signature.signature import LLMSignature
+    from ..signature.inspection import heatmap_png, summary
+    from ..signature.llm_signature import LLMSignature
 
     sig = LLMSignature.load(args.signature)
     print(summary(sig, args.k))
     if args.attributes:
-        from ..signature.inspect import attribute_agreement, read_attributes
+        from ..signature.inspection import attribute_agreement, read_attributes
 
         hits, total = attribute_agreement(sig, read_attributes(args.attributes, sig))
         print(f"agreement with {args.attributes}: {hits}/{total} class x question pairs")
     if args.question:
-        from ..signature.inspect import question_png
+        from ..signature.inspection import question_png
 
         png = question_png(sig, args.question, args.png or Path(args.signature).with_name(
             f"{Path(args.signature).stem}_q{args.question}.png"), classes=args.show)
@@ -302,7 +302,7 @@ def cmd_inspect(args) -> int:
 def cmd_embed(args) -> int:
     from ..utils import check_output_path
     from ..signature.class_embed import class_name_signature
-    from ..signature.signature import read_class_names
+    from ..signature.llm_signature import read_class_names
 
     check_output_path(args.output)
     if args.classes:
@@ -323,7 +323,7 @@ def cmd_embed(args) -> int:
 def cmd_prune(args) -> int:
     from ..utils import check_output_path
     from ..signature.class_embed import drop_lowest_entropy
-    from ..signature.signature import LLMSignature
+    from ..signature.llm_signature import LLMSignature
 
     check_output_path(args.output)
     sig = drop_lowest_entropy(LLMSignature.load(args.signature), args.drop_lowest_entropy, entropy=args.entropy)
@@ -334,7 +334,7 @@ def cmd_prune(args) -> int:
 
 def cmd_make_tiny_lm(args) -> int:
     from ..signature.questions import read_questions
-    from ..signature.signature import read_class_names
+    from ..signature.llm_signature import read_class_names
     from ..signature.tiny_lm import write_tiny_lm
 
     corpus = ["Answer only with the option number letter. No additional commentary."]

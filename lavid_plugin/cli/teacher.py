@@ -95,7 +95,7 @@ def _images(args):
 
 
 def _run(args, teacher, images, job) -> int:
-    from ..image_teacher.extract import extract_bank
+    from ..image_teacher.jobs import extract_bank
 
     bank = extract_bank(teacher, images, job, args.output, batch_size=args.batch_size, chunk_size=args.chunk_size,
                         progress=not args.no_progress)
@@ -105,7 +105,7 @@ def _run(args, teacher, images, job) -> int:
 
 
 def cmd_features(args) -> int:
-    from ..image_teacher.extract import feature_job
+    from ..image_teacher.jobs import feature_job
 
     images = _images(args)  # a bad config or dataset fails before the model loads
     teacher = _teacher(args)
@@ -115,7 +115,7 @@ def cmd_features(args) -> int:
 
 def cmd_aspects(args) -> int:
     from ..image_teacher.aspects import read_aspect_questions
-    from ..image_teacher.extract import aspect_job
+    from ..image_teacher.jobs import aspect_job
 
     questions = read_aspect_questions(args.questions)
     images = _images(args)
@@ -126,7 +126,7 @@ def cmd_aspects(args) -> int:
 
 def _class_names(args) -> list[str]:
     if args.classes:
-        from ..signature.signature import read_class_names
+        from ..signature.llm_signature import read_class_names
 
         return read_class_names(args.classes)
     if args.cfg or args.opts:
@@ -173,7 +173,7 @@ def cmd_make_tiny_vlm(args) -> int:
 def training_images(cfg):
     """The training split of ``cfg``'s dataset, as training builds it (same split, same sample ids)."""
     from ..data import build_splits, image_list_of, sample_ids
-    from ..image_teacher.extract import TeacherImages
+    from ..image_teacher.jobs import TeacherImages
     from ..utils import sha256_text
 
     splits = build_splits(cfg, ("image",))

@@ -35,7 +35,7 @@ def build_splits(cfg, views=("image",), run_dir=None) -> Splits:
     train_tf = TwoViews(size, norm) if tuple(views) == ("weak", "strong") else train_transform(size, normalize=norm)
     splits = DATASETS[kind](cfg, train_tf, test_transform(size, normalize=norm), run_dir=run_dir)
     draft = decode_size(size) if cfg.DATASET.DRAFT_DECODE else None
-    for ds in (splits.train, splits.val):
+    for ds in (splits.train, splits.test):
         if isinstance(ds, ImageList):
             ds.draft_size = draft
     return splits
@@ -108,7 +108,7 @@ def build_loaders(cfg, splits: Splits, *, rank: int = 0, world: int = 1, generat
                              f"processes leave a last batch of one image per process, which BatchNorm cannot train "
                              f"on: it is left out of each epoch")
     if cfg.DATASET.NUM_WORKERS > 0:  # workers mark unreadable images; the trainer must see their marks
-        for ds in (splits.train, splits.val, splits.select):
+        for ds in (splits.train, splits.test, splits.select):
             if ds is not None and image_list_of(ds) is not None:
                 image_list_of(ds).bad.share_memory_()
     drop_last = bool(cfg.DATASET.DROP_LAST)
@@ -131,4 +131,4 @@ def build_loaders(cfg, splits: Splits, *, rank: int = 0, world: int = 1, generat
     train = DataLoader(splits.train, batch_size=batch // world, shuffle=sampler is None, sampler=sampler,
                        num_workers=workers, drop_last=drop_last, generator=generator,
                        pin_memory=torch.cuda.is_available(), collate_fn=collate, **extra)
-    return train, eval_loader(cfg, splits.val, rank=rank, world=world)
+    return train, eval_loader(cfg, splits.test, rank=rank, world=world)

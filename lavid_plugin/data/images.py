@@ -128,7 +128,7 @@ class Splits:
     to and, per training sample, the row to use. ``group_names``: names of the validation groups.
     """
     train: Dataset
-    val: Dataset
+    test: Dataset  # what mdistiller calls the validation loader: the test split the tables report
     classes: list
     group_names: list | None = None
     signature_classes: list | None = None
@@ -137,3 +137,8 @@ class Splits:
     class_aliases: dict | None = field(default=None, repr=False)
     #: a validation split for checkpoint selection (Waterbirds' split 1); None: the test split serves
     select: Dataset | None = field(default=None, repr=False)
+
+    @property
+    def val(self) -> Dataset:
+        """Deprecated name of :attr:`test`."""
+        return self.test

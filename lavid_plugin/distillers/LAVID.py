@@ -3,7 +3,7 @@
 The student gets an auxiliary linear head ``S`` from its pooled feature to the signature's Q*M
 answer probabilities, trained with::
 
-    L = CE_WEIGHT * L_base + LAVID_WEIGHT * mean((S(x) - T_y)^2)
+    L = BASE_WEIGHT * L_base + LAVID_WEIGHT * mean((S(x) - T_y)^2)
 
 (``LAVID_WEIGHT * (Q*M) / 250`` with ``LAVID.LOSS.SCALE_TO_PAPER``: the paper's lambda 40 is for
 Q*M = 250; the head's step grows like ``lr * lambda / (Q*M)``, and the build warns when that is
@@ -21,16 +21,16 @@ base distiller uses (the authors' code ran the student a second time for LaViD+M
 Config example::
 
     DISTILLER: {TYPE: LAVID, STUDENT: resnet18}
-    LAVID: {SIGNATURE: sig.safetensors, BASE: MLKD, VIEWS: [weak], LOSS: {CE_WEIGHT: 1.0, LAVID_WEIGHT: 40.0}}
+    LAVID: {SIGNATURE: sig.safetensors, BASE: MLKD, VIEWS: [weak], LOSS: {BASE_WEIGHT: 1.0, LAVID_WEIGHT: 40.0}}
     EXPERIMENT: {LOGIT_STAND: True}
 
 The signature is a precomputed per-class teacher (``LAVID.SIGNATURE``, see
-:mod:`lavid_plugin.teachers`), aligned to the dataset by class name when the run is built. The base
+:mod:`lavid_plugin.teacher_files`), aligned to the dataset by class name when the run is built. The base
 distiller is a submodule (``base``) that owns the student and the visual teacher; ``student`` and
 ``teacher`` are read through it, so checkpoints hold ``base.student.*``, ``base.teacher.*`` and
 ``head.*``.
 
-Warning: in the authors' code ``gamma`` (here ``CE_WEIGHT``) multiplies the *whole* base loss when a
+Warning: in the authors' code ``gamma`` (here ``BASE_WEIGHT``) multiplies the *whole* base loss when a
 base distiller is used, not only its CE term; this is kept.
 """
 
@@ -41,7 +41,7 @@ from torch import nn
 from ..errors import LavidError
 from ..models import pooled_dim
 from ..utils import get_logger
-from ..teachers import TeacherFile
+from ..teacher_files import TeacherFile
 from ._base import Distiller
 from .registry import lookup, register
 
@@ -60,10 +60,9 @@ HEAD_STEP_WARN_FACTOR = 3.0
 def effective_lambda(cfg, dim: int) -> float:
     """``LAVID.LOSS.LAVID_WEIGHT``, times ``(Q*M) / 250`` with ``LAVID.LOSS.SCALE_TO_PAPER``.
 
-    Warning: the issue that asked for this option wrote the factor as ``250 / (Q*M)``; that makes the
-    head's step ``lr * lambda / (Q*M)`` *further* from the paper's for every Q*M but 250. The factor
-    that keeps the paper's lambda meaning the same (the same step, the same weight on the summed
-    squared error) is ``(Q*M) / 250``, used here."""
+    Why ``(Q*M) / 250`` and not ``250 / (Q*M)``: the loss averages over the Q*M outputs, so the head's
+    step is ``lr * lambda / (Q*M)``; multiplying lambda by ``(Q*M) / 250`` keeps that step (and the
+    weight on the summed squared error) what the paper's lambda gives at Q*M = 250."""
     lam = float(cfg.LAVID.LOSS.LAVID_WEIGHT)
     return lam * dim / PAPER_DIM if cfg.LAVID.LOSS.SCALE_TO_PAPER else lam
 
@@ -86,7 +85,7 @@ def warn_if_head_step_large(lr: float, lam: float, dim: int) -> bool:
 @register("LAVID")
 class LaViD(Distiller):
 
-    # L = CE_WEIGHT * (CE or the base distiller's loss) + LAVID_WEIGHT * mean((S(x) - T_y)^2)
+    # L = BASE_WEIGHT * (CE or the base distiller's loss) + LAVID_WEIGHT * mean((S(x) - T_y)^2)
     NODE = "LAVID"
     DEFAULTS = {
         "SIGNATURE": "",  # an LLMSignature file (.safetensors), aligned to the dataset by class name
@@ -94,14 +93,16 @@ class LaViD(Distiller):
         "BASE": "NONE",  # the distiller LaViD composes with: NONE, KD, DKD, MLKD, RKD, ...
         "VIEWS": ["weak"],  # with a two-view base (MLKD): which views get the LaViD term
         "LOSS": {
-            "CE_WEIGHT": 1.0,  # gamma of the authors' code: weight of CE (BASE NONE) or of the whole base loss
+            "BASE_WEIGHT": 1.0,  # gamma of the authors' code: weight of CE (BASE NONE) or of the whole base loss
             "LAVID_WEIGHT": PAPER_LAMBDA,  # lambda (beta in the authors' code; 40 in their README)
             # scale lambda by (Q*M) / 250, so the paper's lambda (set for Q*M = 250) keeps its meaning
             "SCALE_TO_PAPER": False,
         },
     }
+    # the key weighted the whole base loss, not only its CE term; configs that still use it keep working
+    RENAMED_KEYS = {"LOSS.CE_WEIGHT": "LOSS.BASE_WEIGHT"}
     def __init__(self, student, teacher, cfg, signature=None, precomputed=None):
-        from ..signature.signature import LLMSignature
+        from ..signature.llm_signature import LLMSignature
 
         rows = None
         if precomputed is not None:
@@ -122,14 +123,15 @@ class LaViD(Distiller):
         self.base_views = tuple(base_cls.views_for(cfg))
         self.signature = signature  # a buffer-only module: moves with .to(), not in state_dict
         self.head = nn.Linear(pooled_dim(student), signature.dim)
-        self.ce_weight = cfg.LAVID.LOSS.CE_WEIGHT
+        self.base_weight = cfg.LAVID.LOSS.BASE_WEIGHT
         self.lavid_weight = effective_lambda(cfg, signature.dim)
         self.views = tuple(v.lower() for v in cfg.LAVID.VIEWS)
         bad = [v for v in self.views if v not in ("weak", "strong")]
         if bad or not self.views:
             raise LavidError(f"LAVID.VIEWS must list 'weak' and/or 'strong', got {list(cfg.LAVID.VIEWS)}")
-        if self.lavid_weight < 0 or self.ce_weight < 0:
-            raise LavidError(f"LAVID loss weights must be >= 0, got CE_WEIGHT={self.ce_weight}, LAVID_WEIGHT={self.lavid_weight}")
+        if self.lavid_weight < 0 or self.base_weight < 0:
+            raise LavidError(f"LAVID loss weights must be >= 0, got BASE_WEIGHT={self.base_weight}, "
+                             f"LAVID_WEIGHT={self.lavid_weight}")
         warn_if_head_step_large(cfg.SOLVER.LR, self.lavid_weight, signature.dim)
         if rows is not None:
             self.set_sample_rows(rows)
@@ -201,7 +203,7 @@ class LaViD(Distiller):
         base_images, base_outputs = images, outputs
         if "image" not in images and self.base_views == ("image",):
             base_images, base_outputs = {"image": images["weak"]}, {"image": outputs["weak"]}
-        losses = {k: self.ce_weight * v for k, v in
+        losses = {k: self.base_weight * v for k, v in
                   self.base.view_losses(base_outputs, base_images, target, **kwargs).items()}
         t = self.targets(target, kwargs.get("index"))
         use = [v for v in outputs if v == "image" or v in self.views]

@@ -7,7 +7,7 @@ declares its config node (``NODE``, ``DEFAULTS``) and refines the hooks of
 ``needs_sample_index(cfg)``, ``views_for(cfg)`` (``("image",)`` or ``("weak", "strong")``: what the
 train loader must yield), ``wrap_train_set(cfg, dataset)`` (e.g. CRD's contrastive sampling),
 ``precomputed_teacher(cfg)`` (the per-class or per-sample teacher file it reads, see
-:mod:`lavid_plugin.teachers`) and ``build(student, teacher, cfg, ctx)``.
+:mod:`lavid_plugin.teacher_files`) and ``build(student, teacher, cfg, ctx)``.
 
 When mdistiller (or its logit-standardization fork) is installed, its whole zoo is registered too
 (:mod:`.zoo`): ``MD_<NAME>`` for each of its distillers, and ``<NAME>`` where the plugin has none.
@@ -18,7 +18,7 @@ import pkgutil
 
 from . import zoo
 from ._base import Distiller, Vanilla
-from .registry import distiller_dict, lookup, method_nodes, register
+from .registry import distiller_dict, lookup, method_nodes, register, renamed_keys
 
 
 def _import_method_files() -> None:

@@ -32,6 +32,8 @@ class Distiller(nn.Module):
     NODE: str | None = None
     #: that node's defaults: a nested dict of UPPER_SNAKE keys
     DEFAULTS: dict = {}
+    #: deprecated keys of the node still accepted (with a warning): ``{"OLD.KEY": "NEW.KEY"}`` under ``NODE``
+    RENAMED_KEYS: dict = {}
 
     def __init__(self, student, teacher):
         super().__init__()
@@ -67,7 +69,7 @@ class Distiller(nn.Module):
     @classmethod
     def precomputed_teacher(cls, cfg):
         """The precomputed teacher file this distiller reads (a
-        :class:`~lavid_plugin.teachers.TeacherFile`: per class or per sample), or None."""
+        :class:`~lavid_plugin.teacher_files.TeacherFile`: per class or per sample), or None."""
         return None
 
     @classmethod

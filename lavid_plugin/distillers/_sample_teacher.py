@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from ..errors import LavidError
-from ..teachers import TeacherFile
+from ..teacher_files import TeacherFile
 from ._base import Distiller
 
 

@@ -36,6 +36,16 @@ def lookup(name: str, key: str = "DISTILLER.TYPE", exclude: tuple = ()):
     return cls
 
 
+def renamed_keys(registry: dict | None = None) -> dict:
+    """``{"NODE.OLD.KEY": "NODE.NEW.KEY"}``: the deprecated config keys the registered classes still accept."""
+    out = {}
+    for cls in (distiller_dict if registry is None else registry).values():
+        node = getattr(cls, "NODE", None)
+        for old, new in (getattr(cls, "RENAMED_KEYS", None) or {}).items():
+            out[f"{node}.{old}"] = f"{node}.{new}"
+    return out
+
+
 def method_nodes(registry: dict | None = None) -> dict:
     """``{NODE: DEFAULTS}`` of the registered classes that declare a config node. Two classes may
     share a node (mdistiller's zoo entry beside the plugin's) only with the same defaults."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..errors import LavidError
-from ..teachers import LoadedTeacher, TeacherFile
+from ..teacher_files import LoadedTeacher, TeacherFile
 
 
 def distiller_class(cfg, registry: dict | None = None):
@@ -60,7 +60,7 @@ class BuildContext:
             raise LavidError(f"{spec.key} is empty: set it to the teacher file this distiller reads")
         try:
             if spec.per == "class":
-                from ..signature.signature import LLMSignature
+                from ..signature.llm_signature import LLMSignature
 
                 names = getattr(self.splits, "signature_classes", None) or self.class_names
                 table = LLMSignature.load(spec.path).align(names, normalize=spec.normalize_names,
@@ -110,7 +110,7 @@ def setup_data(cfg, cls=None, *, views=None, run_dir=None, rank: int = 0, world:
     return RunData(train, val, splits, BuildContext.from_splits(cfg, splits), select)
 
 
-def build_teacher(cfg, cls, num_classes: int):
+def build_visual_teacher(cfg, cls, num_classes: int):
     """The trained visual teacher, frozen, when ``cls`` needs one; else None."""
     from ..models import build_model, load_weights
 
@@ -136,4 +136,4 @@ def build_distiller(cfg, ctx: BuildContext, cls=None):
 
     cls = cls if cls is not None else distiller_class(cfg)
     student = build_student(cfg, ctx.class_names)
-    return cls.build(student, build_teacher(cfg, cls, len(ctx.class_names)), cfg, ctx)
+    return cls.build(student, build_visual_teacher(cfg, cls, len(ctx.class_names)), cfg, ctx)

@@ -145,7 +145,11 @@ def check_resume(folder: Path, cfg_text: str, teachers: dict, force: bool = Fals
     changes = []
     saved_cfg, saved_teachers = folder / "config.yaml", folder / "teachers.json"
     if saved_cfg.is_file():
-        old, new = _flat(yaml.safe_load(saved_cfg.read_text()) or {}), _flat(yaml.safe_load(cfg_text))
+        from ..config import rename_deprecated_keys
+
+        old = _flat(yaml.safe_load(saved_cfg.read_text()) or {})
+        old = dict(zip(rename_deprecated_keys(old, str(saved_cfg)), old.values()))  # a run saved before a rename
+        new = _flat(yaml.safe_load(cfg_text))
         changes += [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
                     if k not in RESUME_FREE_KEYS and old.get(k) != new.get(k)]
     if saved_teachers.is_file():

@@ -93,7 +93,7 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True, r
     splits = run.splits
     if rank == 0:
         get_logger().info(f"{cfg.DISTILLER.TYPE} on {cfg.DATASET.TYPE}: {len(splits.train)} train / "
-                          f"{len(splits.val)} test images, {len(splits.classes)} classes, device {device}, "
+                          f"{len(splits.test)} test images, {len(splits.classes)} classes, device {device}, "
                           f"world {world}, extra parameters {distiller.get_extra_parameters()}")
     spec = RunSpec(name, cfg, device=device, rank=rank, world=world, generator=gen, progress=progress)
     trainer = Trainer(spec, model, run)

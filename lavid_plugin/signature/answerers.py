@@ -2,7 +2,7 @@
 
 An *answerer* turns questions and class names into raw option logits; :func:`build_signature` (the
 one shared path) checks the inputs, softmaxes per question at the temperature and writes the
-provenance, so every backend yields the same kind of :class:`~.signature.LLMSignature`::
+provenance, so every backend yields the same kind of :class:`~.llm_signature.LLMSignature`::
 
     class MyAnswerer:
         instantiator: Instantiator          # how "the class" becomes a class name
@@ -15,7 +15,7 @@ provenance, so every backend yields the same kind of :class:`~.signature.LLMSign
     register_answerer("mine", "my_pkg.my_module:MyAnswerer")   # or the class itself
 
 Registered here: ``llm`` (a transformers causal LM's next-token logits over the option labels,
-:class:`~.extract.AnswerExtractor`), ``vllm`` (the same prompts on a vLLM engine, tensor parallel,
+:class:`~.llm_backend.AnswerExtractor`), ``vllm`` (the same prompts on a vLLM engine, tensor parallel,
 :class:`~.vllm_backend.VLLMAnswerer`) and ``embedding`` (sentence-embedding similarity,
 :class:`~.embedding.EmbeddingAnswerer`, for machines without a GPU; labelled as not an LLM).
 """
@@ -30,7 +30,7 @@ from ..errors import LavidError
 from ..hf import check_model_source, library_versions  # noqa: F401 (the Stage 1 API)
 from ..utils import check_output_path  # noqa: F401
 from .questions import Question
-from .signature import LLMSignature, check_unique_class_names
+from .llm_signature import LLMSignature, check_unique_class_names
 
 @dataclass
 class AnswerOptions:
@@ -59,7 +59,7 @@ class AnswerOptions:
 
 #: backend name -> class, or "module:attribute" imported when first used
 ANSWERERS: dict = {
-    "llm": "lavid_plugin.signature.extract:AnswerExtractor",
+    "llm": "lavid_plugin.signature.llm_backend:AnswerExtractor",
     "embedding": "lavid_plugin.signature.embedding:EmbeddingAnswerer",
     "vllm": "lavid_plugin.signature.vllm_backend:VLLMAnswerer",
 }

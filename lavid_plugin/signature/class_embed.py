@@ -1,6 +1,6 @@
 """Class-name embeddings as LaViD targets (Table 5): a static vector per class from its name alone.
 
-Stored as an :class:`~.signature.LLMSignature` of kind ``embedding`` (one "question" whose D
+Stored as an :class:`~.llm_signature.LLMSignature` of kind ``embedding`` (one "question" whose D
 "options" are the vector's components; no softmax), so ``LAVID.SIGNATURE`` takes it unchanged and
 LaViD's head regresses the vector. As the authors' ``extract/word_embeddings.py``:
 
@@ -19,7 +19,7 @@ import torch
 
 from ..errors import LavidError
 from .embedding import MINILM_ALIASES, resolve_embedding_model
-from .signature import LLMSignature, check_unique_class_names
+from .llm_signature import LLMSignature, check_unique_class_names
 
 POOLINGS = ("cls", "mean")
 BERT_ALIASES = ("bert", "bert-base-uncased")
@@ -86,7 +86,7 @@ def drop_lowest_entropy(sig: LLMSignature, n: int, *, entropy: str = "marginal")
         raise LavidError(f"--entropy must be marginal or mean, got {entropy!r}")
     scores = []
     for q in range(sig.num_questions):
-        p = sig.targets[:, sig.question_slice(q)].clamp_min(1e-12)
+        p = sig.probs[:, sig.question_slice(q)].clamp_min(1e-12)
         if entropy == "marginal":
             m = p.mean(0)
             scores.append(float(-(m * m.log()).sum()))
@@ -97,12 +97,12 @@ def drop_lowest_entropy(sig: LLMSignature, n: int, *, entropy: str = "marginal")
     keep = [q for q in range(sig.num_questions) if q not in dropped]
     cols = torch.cat([torch.arange(sig.offsets[q], sig.offsets[q + 1]) for q in keep])
     counts = [int(sig.offsets[q + 1] - sig.offsets[q]) for q in keep]
-    from .signature import offsets_from_counts
+    from .llm_signature import offsets_from_counts
 
     prov = {**sig.provenance, "pruned_from": sig.provenance.get("content_hash") or sig.content_hash(),
             "dropped_questions": [q + 1 for q in dropped], "drop_rule": f"lowest {entropy} entropy",
             "question_entropy": [round(s, 6) for s in scores]}
     prov.pop("content_hash", None)
     questions = [sig.questions[q] for q in keep] if sig.questions is not None else None
-    return LLMSignature(sig.class_names, sig.targets[:, cols], offsets_from_counts(counts), logits=sig.logits[:, cols],
+    return LLMSignature(sig.class_names, sig.probs[:, cols], offsets_from_counts(counts), logits=sig.logits[:, cols],
                         questions=questions, provenance=prov, source="pruned signature")

@@ -27,7 +27,7 @@ import torch
 from ..errors import LavidError
 from .answerers import build_signature
 from .questions import Instantiator, Question
-from .signature import LLMSignature
+from .llm_signature import LLMSignature
 
 MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
 

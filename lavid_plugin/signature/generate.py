@@ -65,7 +65,7 @@ class HFChatBackend:
 
     def __init__(self, model_id: str, *, temperature: float = 1.0, max_new_tokens: int = 4096,
                  trust_remote_code: bool = False, model=None, tokenizer=None):
-        from .extract import load_causal_lm
+        from .llm_backend import load_causal_lm
 
         if model is None:
             model, tokenizer = load_causal_lm(model_id, trust_remote_code=trust_remote_code)

@@ -1,6 +1,6 @@
 """The authors' released signature files: ``{class name: [[p_1..p_M] per question]}`` JSON.
 
-Imported into :class:`~.signature.LLMSignature` (values checked, a question with no options dropped
+Imported into :class:`~.llm_signature.LLMSignature` (values checked, a question with no options dropped
 with a warning, aligned by name to a class list, through aliases where a dataset has them).
 """
 
@@ -15,7 +15,7 @@ import torch
 from ..errors import LavidError
 from ..utils import get_logger
 from .questions import Question
-from .signature import LLMSignature, offsets_from_counts
+from .llm_signature import LLMSignature, offsets_from_counts
 
 
 def import_reference_json(path: str | Path, *, questions: Sequence[Question] | None = None,

@@ -19,7 +19,7 @@ import torch
 from ..errors import LavidError
 from ..utils import load_tensor_file, save_tensor_file
 from .questions import Question
-from .signature import LLMSignature, _questions_from_json, _questions_to_json
+from .llm_signature import LLMSignature, _questions_from_json, _questions_to_json
 
 FORMAT = "lavid-answer-shard"
 
@@ -52,7 +52,7 @@ def _same_run(meta: dict) -> str:
 
 def merge(paths: Sequence[str | Path]) -> LLMSignature:
     """The signature of the extraction the shard files ``paths`` split."""
-    from .extract import rows_from_answers
+    from .llm_backend import rows_from_answers
 
     shards = []
     for p in paths:

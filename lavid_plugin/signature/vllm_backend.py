@@ -10,7 +10,7 @@ of that last token, ``log p(l | prompt) = logit_l - logsumexp(all logits)``. Wit
 logsumexp is shared, so the per-question softmax of these values equals the softmax of the raw
 label logits that the ``llm`` backend reads: the two signatures agree up to bf16 arithmetic.
 
-Prompts come from :class:`~.extract.PromptBuilder` with vLLM's tokenizer, so the chat template and
+Prompts come from :class:`~.llm_backend.PromptBuilder` with vLLM's tokenizer, so the chat template and
 the tokenization are the ``llm`` backend's. Answers are cached in the same resumable shards, and
 ``--shard i/n`` splits the prompts as there (every n-th prompt).
 
@@ -26,7 +26,7 @@ import torch
 
 from ..errors import LavidError
 from ..utils import sha256_text
-from .extract import ExtractionStats, PromptBuilder, _progress, _ShardCache, resolve_label_token_ids, rows_from_answers
+from .llm_backend import ExtractionStats, PromptBuilder, _progress, _ShardCache, resolve_label_token_ids, rows_from_answers
 from .prompts import AUTHORS_ANSWER_TEMPLATE, option_labels
 from .questions import Instantiator, Question
 

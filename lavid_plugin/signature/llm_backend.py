@@ -32,7 +32,7 @@ from ..utils import atomic_path, sha256_text
 from .answerers import build_signature
 from .prompts import AUTHORS_ANSWER_TEMPLATE, PLAIN_CHAT_WRAPPER, answer_message, option_labels
 from .questions import Instantiator, Question
-from .signature import LLMSignature
+from .llm_signature import LLMSignature
 
 
 @dataclass

@@ -8,19 +8,19 @@ from typing import Sequence
 
 import torch
 
-from .signature import LLMSignature
+from .llm_signature import LLMSignature
 
 
 def question_entropy(sig: LLMSignature) -> torch.Tensor:
     """[K, Q] entropy (nats) of each class's answer distribution."""
-    p = sig.targets.clamp_min(1e-12)
+    p = sig.probs.clamp_min(1e-12)
     cols = [-(p[:, sig.question_slice(q)] * p[:, sig.question_slice(q)].log()).sum(1) for q in range(sig.num_questions)]
     return torch.stack(cols, dim=1)
 
 
 def near_identical_pairs(sig: LLMSignature, k: int = 5) -> list[tuple[str, str, float]]:
     """The ``k`` closest pairs of classes (RMS difference of their signatures)."""
-    x = sig.targets
+    x = sig.probs
     d = torch.cdist(x, x) / math.sqrt(x.shape[1])
     d.fill_diagonal_(float("inf"))
     iu = torch.triu_indices(len(x), len(x), offset=1)
@@ -54,8 +54,8 @@ def heatmap_png(sig: LLMSignature, path: str | Path, max_classes: int = 200) -> 
 
     plt = pyplot()
     K = min(sig.num_classes, max_classes)
-    choice = torch.stack([sig.targets[:K, sig.question_slice(q)].argmax(1) for q in range(sig.num_questions)], 1)
-    conf = torch.stack([sig.targets[:K, sig.question_slice(q)].max(1).values for q in range(sig.num_questions)], 1)
+    choice = torch.stack([sig.probs[:K, sig.question_slice(q)].argmax(1) for q in range(sig.num_questions)], 1)
+    conf = torch.stack([sig.probs[:K, sig.question_slice(q)].max(1).values for q in range(sig.num_questions)], 1)
     cmap = plt.get_cmap("tab10")
     rgb = torch.tensor([cmap(int(c) % 10)[:3] for c in choice.flatten()]).view(K, -1, 3)
     img = rgb * conf.unsqueeze(-1) + (1 - conf.unsqueeze(-1))  # pale = unsure
@@ -101,7 +101,7 @@ def attribute_agreement(sig: LLMSignature, attributes: dict[str, list[int]]) -> 
     hits = 0
     for k, n in enumerate(sig.class_names):
         for q in range(sig.num_questions):
-            hits += int(sig.targets[k, sig.question_slice(q)].argmax()) + 1 == attributes[n][q]
+            hits += int(sig.probs[k, sig.question_slice(q)].argmax()) + 1 == attributes[n][q]
     return hits, sig.num_classes * sig.num_questions
 
 
@@ -121,7 +121,7 @@ def question_png(sig: LLMSignature, question: int, path: str | Path, classes: Se
     unknown = [n for n in names if n not in sig.class_names]
     if unknown:
         raise LavidError(f"class(es) {unknown} are not in the signature")
-    rows = torch.stack([sig.targets[sig.class_names.index(n), sig.question_slice(question - 1)] for n in names])
+    rows = torch.stack([sig.probs[sig.class_names.index(n), sig.question_slice(question - 1)] for n in names])
     q = sig.questions[question - 1] if sig.questions else None
     options = list(q.options) if q else [str(i + 1) for i in range(rows.shape[1])]
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(options), 1.0 + 0.35 * len(names)))

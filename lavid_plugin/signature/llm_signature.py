@@ -88,7 +88,7 @@ class LLMSignature(nn.Module):
         self.class_names = class_names
         self.questions = questions
         self.provenance = dict(provenance or {})
-        self.register_buffer("targets", probs, persistent=False)
+        self.register_buffer("probs", probs, persistent=False)
         self.register_buffer("logits", logits, persistent=False)
         self.register_buffer("offsets", offsets, persistent=False)
 
@@ -102,6 +102,11 @@ class LLMSignature(nn.Module):
         return cls(list(class_names), probs, offsets, logits=logits, questions=questions, provenance=provenance)
 
     # ------------------------------------------------------------------ shape
+    @property
+    def targets(self) -> torch.Tensor:
+        """Deprecated name of :attr:`probs` (the per-class rows LaViD regresses)."""
+        return self.probs
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
@@ -117,7 +122,7 @@ class LLMSignature(nn.Module):
     @property
     def dim(self) -> int:
         """Q*M (sum of option counts): the LaViD head's output size."""
-        return int(self.targets.shape[1])
+        return int(self.probs.shape[1])
 
     def question_slice(self, q: int) -> slice:
         return slice(int(self.offsets[q]), int(self.offsets[q + 1]))
@@ -125,12 +130,12 @@ class LLMSignature(nn.Module):
     def class_matrix(self, name_or_index) -> list[list[float]]:
         """One class's answers as a list of per-question probability lists (the paper's JSON rows)."""
         k = self.class_names.index(name_or_index) if isinstance(name_or_index, str) else int(name_or_index)
-        row = self.targets[k]
+        row = self.probs[k]
         return [row[self.question_slice(q)].tolist() for q in range(self.num_questions)]
 
     # ------------------------------------------------------------------ teacher
     def forward(self, target: torch.Tensor) -> torch.Tensor:
-        return self.targets[target]
+        return self.probs[target]
 
     # ------------------------------------------------------------------ alignment
     def align(self, dataset_class_names: Sequence[str], *, normalize: bool = False,
@@ -187,7 +192,7 @@ class LLMSignature(nn.Module):
                              f"{' and %d more' % (len(names) - 10) if len(names) > 10 else ''}")
         idx = torch.tensor(order, dtype=torch.long)
         out = LLMSignature(
-            dataset_class_names, self.targets[idx].clone(), self.offsets.clone(), logits=self.logits[idx].clone(),
+            dataset_class_names, self.probs[idx].clone(), self.offsets.clone(), logits=self.logits[idx].clone(),
             questions=self.questions, provenance=self.provenance,
         )
         out.alignment = AlignmentReport(mapping)
@@ -198,7 +203,7 @@ class LLMSignature(nn.Module):
         meta = json.dumps({"classes": self.class_names, "offsets": self.offsets.tolist(),
                            "questions": _questions_to_json(self.questions)}, sort_keys=True)
         h = hashlib.sha256(meta.encode())
-        h.update(self.targets.contiguous().numpy().tobytes())
+        h.update(self.probs.contiguous().numpy().tobytes())
         return h.hexdigest()
 
     def metadata(self) -> dict:
@@ -213,7 +218,7 @@ class LLMSignature(nn.Module):
         }
 
     def save(self, path: str | Path) -> Path:
-        tensors = {"probs": self.targets, "logits": self.logits, "offsets": self.offsets}
+        tensors = {"probs": self.probs, "logits": self.logits, "offsets": self.offsets}
         return save_tensor_file(path, tensors, self.metadata())
 
     @classmethod
