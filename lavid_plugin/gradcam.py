@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .errors import LavidError
+from .utils import check_output_path
 
 WORST_GROUP = "waterbird on land"
 
@@ -132,6 +133,11 @@ def run(args) -> int:
     require_gradcam()
     if not args.cfg or len(args.cfg) != len(args.ckpt):
         raise LavidError("give one --ckpt per --cfg (at least one pair)")
+    if args.label and len(args.label) != len(args.cfg):
+        raise LavidError(f"give one --label per --cfg: {len(args.label)} label(s) for {len(args.cfg)} model(s)")
+    if args.num < 1 and not args.images:
+        raise LavidError(f"-n must be at least 1, got {args.num}")
+    check_output_path(args.output)
     models = [load_student(c, k, args.opts) for c, k in zip(args.cfg, args.ckpt)]
     cfg, splits, _ = models[0]
     test = splits.test

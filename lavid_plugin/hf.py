@@ -81,6 +81,44 @@ def resolve_label_token_ids(tokenizer, labels: Sequence[str], *, what: str = "op
     return ids
 
 
+#: files whose content makes a model what it is: weights, configs, tokenizer and processor files
+_MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".json", ".model", ".txt", ".jinja", ".tiktoken")
+
+
+def model_folder(model_id: str):
+    """The local folder ``model_id`` loads from: the path itself, or its snapshot in the hub cache; None
+    when neither is on this machine."""
+    from pathlib import Path
+
+    path = Path(model_id).expanduser()
+    if path.is_dir():
+        return path
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(model_id, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not a repo id, not cached, no hub library: no folder to read
+        return None
+
+
+def model_fingerprint(model_id: str) -> str | None:
+    """sha256 over the model folder's weight, config, tokenizer and processor files (names and contents):
+    two extractions with the same fingerprint ran the same model, whatever path it was loaded from."""
+    import hashlib
+
+    folder = model_folder(model_id)
+    if folder is None:
+        return None
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES):
+        h.update(f.relative_to(folder).as_posix().encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
 def library_versions() -> dict:
     import transformers
 

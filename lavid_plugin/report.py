@@ -46,6 +46,7 @@ class Run:
     planned_epochs: int = 0
     finished: bool = False
     eval_freq: int = 5  # LOG.EVAL_FREQ: how often best_val_loss looked at the validation loss
+    config: dict = field(default_factory=dict, repr=False)  # its config.yaml, flattened (KEY.SUB: value)
 
     def metrics(self, which: str) -> dict:
         """The values of the epoch ``which`` selects (:data:`SELECTIONS`)."""
@@ -76,6 +77,21 @@ def parse_worklog(text: str) -> tuple[list[dict], bool]:
     return epochs, "best_acc" in text
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise LavidError(f"{path}: cannot read it ({type(e).__name__}); is it damaged? restore it or leave the run "
+                         f"out of the folders you report on") from None
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def load_run(folder: Path) -> Run:
     import yaml
 
@@ -83,26 +99,55 @@ def load_run(folder: Path) -> Run:
     if not cfg_path.is_file():
         raise LavidError(f"{folder}: no config.yaml (written by the plugin's trainer); cannot tell its table cell")
     try:
-        cfg = yaml.safe_load(cfg_path.read_text())
+        cfg = yaml.safe_load(_read(cfg_path))
         tag = str(cfg["EXPERIMENT"]["TAG"])
         run = Run(folder, cell_from_tag(tag), tag, int(cfg["EXPERIMENT"]["SEED"]),
-                  planned_epochs=int(cfg["SOLVER"]["EPOCHS"]), eval_freq=int(cfg["LOG"].get("EVAL_FREQ", 5)))
-    except (KeyError, TypeError, yaml.YAMLError) as e:
-        raise LavidError(f"{cfg_path}: not a run config ({type(e).__name__}: {e})") from None
-    run.epochs, run.finished = parse_worklog((folder / "worklog.txt").read_text())
+                  planned_epochs=int(cfg["SOLVER"]["EPOCHS"]), eval_freq=int(cfg["LOG"].get("EVAL_FREQ", 5)),
+                  config=_flat(cfg))
+    except (KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError) as e:
+        raise LavidError(f"{cfg_path}: not a run config, or cut short ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    run.epochs, run.finished = parse_worklog(_read(folder / "worklog.txt"))
     run.finished = run.finished and bool(run.epochs) and run.epochs[-1]["epoch"] >= run.planned_epochs
     return run
 
 
 def find_runs(paths) -> list[Run]:
+    """The runs under ``paths``; folders moved aside by ``tools/train.py --overwrite`` are not runs."""
+    from .engine.launch import MOVED_ASIDE
+
     folders = []
     for p in map(Path, paths):
         if not p.exists():
             raise LavidError(f"no such run folder: {p}")
-        folders += [w.parent for w in sorted(p.rglob("worklog.txt"))] if p.is_dir() else []
+        folders += [w.parent for w in sorted(p.rglob("worklog.txt")) if MOVED_ASIDE not in str(w.parent)] \
+            if p.is_dir() else []
     if not folders:
         raise LavidError(f"no worklog.txt under {', '.join(map(str, paths))}")
     return [load_run(f) for f in dict.fromkeys(folders)]
+
+
+def refuse_repeated_seeds(groups: dict) -> None:
+    """``groups``: identity -> runs. Two runs of one identity with the same ``EXPERIMENT.SEED`` (a copied
+    folder, a run started twice under two names) would be counted as two seeds: name both."""
+    for ident, runs in groups.items():
+        seen: dict = {}
+        for r in runs:
+            if r.seed in seen:
+                raise LavidError(f"two runs of {ident} have EXPERIMENT.SEED {r.seed}: {seen[r.seed].path} and {r.path}; "
+                                 f"a seed counts once: remove or move the copy out of the folders you report on")
+            seen[r.seed] = r
+
+
+#: config keys that tell nothing about what a run computes (where it lies, how it is logged, who launched it)
+_NOT_IDENTITY = ("EXPERIMENT.NAME", "EXPERIMENT.SEED", "EXPERIMENT.TAG", "LOG.PREFIX", "LOG.TENSORBOARD_FREQ",
+                 "LOG.SAVE_CHECKPOINT_FREQ", "LOG.WANDB", "DATASET.ROOT", "DATASET.NUM_WORKERS",
+                 "DATASET.TEST.BATCH_SIZE", "DATASET.PERSISTENT_WORKERS")
+
+
+def base_of(run: Run, varied: set) -> tuple:
+    """What a run of an ablation shares with its sibling points: its config without the varied keys."""
+    return tuple(sorted((k, repr(v)) for k, v in run.config.items() if k not in _NOT_IDENTITY and k not in varied))
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -228,6 +273,10 @@ def report(paths, table: str, out: str | None = None, allow_unfinished: bool = F
         raise LavidError(f"--table must be one of {list(TABLES)}, got {table!r}")
     spec = TABLES[key]
     mine, other, unknown = sort_runs(find_runs(paths), spec)
+    cells: dict = {}
+    for r in mine:
+        cells.setdefault(r.tag, []).append(r)
+    refuse_repeated_seeds(cells)
     refuse_unfinished(mine, allow_unfinished)
     mine = [r for r in mine if r.epochs]
     if not mine:
@@ -258,6 +307,22 @@ def report_ablation(paths, name: str, out: str | None = None, allow_unfinished: 
 
     ab = ablations.get(name)
     runs = [r for r in find_runs(paths) if (ablations.point_of(r.tag) or ("",))[0] == name]
+    varied = {k for v in ab.values for k in ab.overrides(v, "x")[::2]}
+    bases: dict = {}
+    for r in runs:
+        bases.setdefault(base_of(r, varied), []).append(r)
+    if len(bases) > 1:
+        groups = list(bases.values())
+        as_dicts = [dict(b) for b in bases]
+        differ = sorted(k for k in set().union(*as_dicts) if len({d.get(k) for d in as_dicts}) > 1)
+        listed = "\n  ".join(f"{g[0].path} (and {len(g) - 1} more)" if len(g) > 1 else str(g[0].path) for g in groups)
+        raise LavidError(f"the runs of ablation {name} come from {len(bases)} different base configs (differing in "
+                         f"{differ[:8]}); one table would average them under one value. Report each base's folder "
+                         f"on its own:\n  {listed}")
+    points: dict = {}
+    for r in runs:
+        points.setdefault(f"ablation {name} = {ablations.point_of(r.tag)[1]}", []).append(r)
+    refuse_repeated_seeds(points)
     refuse_unfinished(runs, allow_unfinished)
     values: dict = {}
     for r in runs:
@@ -323,6 +388,13 @@ def add_parser(sub) -> None:
                    help="which epoch of each run, one table each (default: final, then best_test_acc)")
 
     def run(a):
+        from .utils import check_output_path
+
+        if a.out:
+            check_output_path(Path(a.out).with_suffix(".md"), "--out")
+        if min(a.png_size) < 32 or max(a.png_size) > 10000:
+            raise LavidError(f"--png-size {a.png_size[0]} {a.png_size[1]}: give a width and height between 32 and "
+                             f"10000 pixels")
         if a.ablation:
             text = report_ablation(a.runs, a.ablation, a.out, a.allow_unfinished, a.select[0], tuple(a.png_size))
             done = f"wrote {Path(a.out).with_suffix('.md')}, .csv and .png" if a.out else text

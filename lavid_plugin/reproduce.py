@@ -90,6 +90,24 @@ def embed_command(method: str, cfg_args: list, out: str) -> list:
     return [sys.executable, "-m", "lavid_plugin.cli", "signature", "embed", "--model", model, *cfg_args, "-o", out]
 
 
+#: keys the launcher sets per run: an --opts value for them would give every run the same one
+LAUNCHER_KEYS = ("EXPERIMENT.NAME", "EXPERIMENT.SEED", "EXPERIMENT.TAG", "LOG.PREFIX")
+
+
+def check_opts(opts, ab, name: str) -> None:
+    """Refuse ``--opts`` that set what the launcher varies: the ablated key (every point would train at
+    the same value while tagged with its own) or a run's name, seed, tag or prefix."""
+    opts = list(opts or [])
+    if len(opts) % 2:
+        raise LavidError(f"--opts must be KEY VALUE pairs, got an odd list: {opts}")
+    varied = {k for v in ab.values for k in ab.overrides(v, "x")[::2]}
+    bad = [k for k in opts[::2] if k in varied or k in LAUNCHER_KEYS]
+    if bad:
+        raise LavidError(f"--opts {bad}: the launcher sets {'it' if len(bad) == 1 else 'them'} per run "
+                         f"(--ablation {name} varies {sorted(varied)}; every run gets its own "
+                         f"{', '.join(LAUNCHER_KEYS)}); use --base, --prefix or --seeds instead")
+
+
 def ablation_commands(args):
     """Per point of ``--ablation``: what it reads, if missing (a pruned or embedding signature), then its runs."""
     from . import ablations
@@ -99,6 +117,7 @@ def ablation_commands(args):
     path = Path(args.base).resolve() if args.base else ROOT / "configs" / "lavid" / ablations.BASE.path
     if not path.is_file():
         raise LavidError(f"--base {path}: no such config")
+    check_opts(args.opts, ab, args.ablation)
     cfg = load_cfg(str(path), args.opts)
     if cfg.DISTILLER.TYPE != "LAVID":
         raise LavidError(f"--base {path}: an ablation varies a LaViD run; its DISTILLER.TYPE is {cfg.DISTILLER.TYPE}")
@@ -159,6 +178,8 @@ def main(argv=None) -> int:
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = p.parse_args(argv)
     try:
+        if args.seeds < 1:
+            raise LavidError(f"--seeds must be at least 1, got {args.seeds}")
         todo = list(ablation_commands(args) if args.ablation else commands(args))
     except LavidError as e:
         print(f"reproduce.py: error: {e}", file=sys.stderr)

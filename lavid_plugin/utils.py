@@ -116,16 +116,21 @@ def load_tensor_file(path: str | os.PathLike, what: str) -> tuple[dict, dict]:
     return tensors, meta
 
 
-def check_output_path(path) -> None:
-    """An output file whose folder cannot exist (a parent is a regular file) or that is a folder is
-    named before any model loads."""
+def check_output_path(path, flag: str = "-o", *, folder: bool = False) -> None:
+    """Before any work: an output whose place cannot exist (a parent is a regular file), that is a
+    folder where a file is expected (or a file where a folder is), or whose nearest existing folder is
+    not writable, is one error naming ``flag`` and the path."""
     path = Path(path)
-    if path.is_dir():
-        raise LavidError(f"-o {path}: is a folder; give a file name")
+    if not folder and path.is_dir():
+        raise LavidError(f"{flag} {path}: is a folder; give a file name")
+    if folder and path.exists() and not path.is_dir():
+        raise LavidError(f"{flag} {path}: is a file; give a folder")
     for parent in path.absolute().parents:
         if parent.exists():
             if not parent.is_dir():
-                raise LavidError(f"-o {path}: cannot write there, {parent} is a file")
+                raise LavidError(f"{flag} {path}: cannot write there, {parent} is a file")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise LavidError(f"{flag} {path}: cannot write there, {parent} is not writable")
             break
 
 

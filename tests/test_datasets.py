@@ -156,8 +156,8 @@ def test_unreadable_images_are_skipped_counted_and_bounded(tmp_path):
     assert run.finished and run.cell == Cell("table1", "cub", "res18", "vanilla")
     assert run.epochs[-1]["bad_images"] == 1.0 and "test_acc" in run.epochs[-1]
     with pytest.raises(LavidError) as e:
-        train(cfg_for("cub", tmp_path / "cub", DATASET__MAX_BAD_FRACTION=0.0, EXPERIMENT__TAG="strict", **common),
-              progress=False)
+        train(cfg_for("cub", tmp_path / "cub", DATASET__MAX_BAD_FRACTION=0.0, EXPERIMENT__TAG="strict",
+                      **{**common, "EXPERIMENT__NAME": "strict"}), progress=False)  # a new run, not over "bad"
     assert bad in str(e.value) and "MAX_BAD_FRACTION" in str(e.value)
 
 

@@ -3,6 +3,7 @@
 A tiny random LLaVA (CLIP vision tower + Llama, built from configs) and a processor assembled here;
 images are a CUB-layout tree. Nothing downloads."""
 
+import shutil
 import subprocess
 import sys
 
@@ -119,9 +120,10 @@ def test_a_killed_extraction_resumes_to_the_same_bank(cub, teacher, tmp_path, mo
     resumed = extract_bank(teacher, images, job, out, batch_size=2, chunk_size=2, progress=False)
     assert calls == [2]  # only the third chunk was computed
     assert resumed.content_hash() == whole.content_hash()
-    # a different extraction refuses the parts of another
+    # a different extraction refuses the finished parts of another
     (tmp_path / "x.safetensors.parts").mkdir()
     (tmp_path / "x.safetensors.parts" / "manifest.json").write_text('{"kind": "aspects"}')
+    shutil.copy(tmp_path / "whole.safetensors", tmp_path / "x.safetensors.parts" / "chunk-000000.safetensors")
     with pytest.raises(LavidError, match="parts of a different extraction"):
         extract_bank(teacher, images, job, tmp_path / "x.safetensors", progress=False)
 

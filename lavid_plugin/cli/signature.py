@@ -281,14 +281,22 @@ def cmd_inspect(args) -> int:
     from ..signature.inspection import heatmap_png, summary
     from ..signature.llm_signature import LLMSignature
 
+    from ..utils import check_output_path
+
+    if args.question is not None and not 1 <= args.question <= 10**6:
+        raise LavidError(f"--question counts from 1 (as the summary numbers them), got {args.question}")
+    if args.png:
+        check_output_path(args.png, "--png")
     sig = LLMSignature.load(args.signature)
+    if args.question is not None and args.question > sig.num_questions:
+        raise LavidError(f"--question {args.question}: {args.signature} has {sig.num_questions} questions")
     print(summary(sig, args.k))
     if args.attributes:
         from ..signature.inspection import attribute_agreement, read_attributes
 
         hits, total = attribute_agreement(sig, read_attributes(args.attributes, sig))
         print(f"agreement with {args.attributes}: {hits}/{total} class x question pairs")
-    if args.question:
+    if args.question is not None:
         from ..signature.inspection import question_png
 
         png = question_png(sig, args.question, args.png or Path(args.signature).with_name(
@@ -342,6 +350,9 @@ def cmd_make_tiny_lm(args) -> int:
         corpus += [q.text + " " + " ".join(q.options) for q in read_questions(args.questions)[0]]
     if args.classes:
         corpus += read_class_names(args.classes)
+    from ..utils import check_output_path
+
+    check_output_path(args.output, folder=True)
     write_tiny_lm(args.output, corpus, vocab_size=args.vocab_size)
     print(f"wrote a tiny random-weight causal LM to {args.output}")
     return 0

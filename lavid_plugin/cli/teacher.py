@@ -157,6 +157,9 @@ def cmd_aspect_questions(args) -> int:
 
 def cmd_make_tiny_vlm(args) -> int:
     from ..image_teacher.tiny_vlm import write_tiny_llava
+    from ..utils import check_output_path
+
+    check_output_path(args.output, folder=True)
 
     corpus = []
     if args.cfg or args.opts:

@@ -24,20 +24,26 @@ def train_main(argv=None) -> int:
     p.add_argument("--resume-force", action="store_true",
                    help="resume although the config (or the signature) differs from the run's saved one")
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER)
+    p.add_argument("--overwrite", action="store_true",
+                   help="start anew in a folder that holds a run: the old run is moved aside, never deleted")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     p.add_argument("-v", "--verbose", action="store_true", help="debug messages too")
     argv = list(sys.argv[1:] if argv is None else argv)
-    anywhere = ("--resume", "--resume-force", "-q", "--quiet", "-v", "--verbose")
+    anywhere = ("--resume", "--resume-force", "--overwrite", "-q", "--quiet", "-v", "--verbose")
     flags = [a for a in argv if a in anywhere]  # accepted anywhere, overrides included
     args = p.parse_args([a for a in argv if a not in flags])
     args.resume_force = "--resume-force" in flags
     args.resume = args.resume_force or "--resume" in flags
+    args.overwrite = "--overwrite" in flags
+    if args.overwrite and args.resume:
+        print("train.py: error: --overwrite starts a new run; --resume continues one: give one of them", file=sys.stderr)
+        return 2
     set_verbosity(quiet=bool({"-q", "--quiet"} & set(flags)), verbose=bool({"-v", "--verbose"} & set(flags)))
     try:
         cfg = load_cfg(args.cfg, args.opts)
         prepare_demo_teachers(cfg)
         trainer = train(cfg, args.resume, args.opts or [], stop_after_epoch=args.stop_after_epoch,
-                        resume_force=args.resume_force)
+                        resume_force=args.resume_force, overwrite=args.overwrite)
     except LavidError as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from ..errors import LavidError
+from ..utils import get_logger
 
 
 class ContrastiveSampling(torch.utils.data.Dataset):
@@ -20,6 +21,10 @@ class ContrastiveSampling(torch.utils.data.Dataset):
         classes = np.unique(targets)
         self.positive = {c: np.flatnonzero(targets == c) for c in classes}
         self.negative = {c: np.flatnonzero(targets != c) for c in classes}
+        fewest = min((len(v) for v in self.negative.values()), default=0)
+        if self.k > fewest:  # as the authors' and mdistiller's samplers do: drawn with replacement
+            get_logger().warning(f"NCE.K {self.k} negatives per sample, but {len(targets)} training images leave only "
+                                 f"{fewest} of another class for some: negatives repeat (a smaller NCE.K avoids it)")
         self.targets = dataset.targets
 
     def __len__(self):

@@ -64,6 +64,15 @@ def collate_encoded(batch):
     return [EncodedBatch.of([b[0] for b in batch]), *rest]
 
 
+def to_uint8(img: torch.Tensor) -> torch.Tensor:
+    """8 bits per channel: a 16-bit PNG decodes to uint16 (its high byte is the 8-bit value)."""
+    if img.dtype == torch.uint8:
+        return img
+    if img.dtype == torch.uint16:
+        return (img.to(torch.int32) >> 8).to(torch.uint8)
+    raise RuntimeError(f"unsupported decoded image type {img.dtype}")
+
+
 def is_jpeg(data: torch.Tensor) -> bool:
     return data.numel() > 2 and int(data[0]) == JPEG_MAGIC[0] and int(data[1]) == JPEG_MAGIC[1]
 
@@ -90,7 +99,7 @@ class DeviceDecoder:
                     out[i] = img
             for i, d in enumerate(data):
                 if out[i] is None:
-                    out[i] = decode_image(d, mode=ImageReadMode.RGB).to(self.device, non_blocking=True)
+                    out[i] = to_uint8(decode_image(d, mode=ImageReadMode.RGB)).to(self.device, non_blocking=True)
         except RuntimeError:
             self._name_the_bad(data, index)
             raise

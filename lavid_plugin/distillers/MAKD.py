@@ -14,6 +14,7 @@ matrix is a K-row and an A-row matrix) and keeps the student's checkpoint a K-cl
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import LavidError
 from ..models import pooled_dim
 from ._sample_teacher import SampleTeacherDistiller
 from .registry import register
@@ -27,7 +28,6 @@ class MaKD(SampleTeacherDistiller):
     # the paper does not print MaKD's loss weight
     DEFAULTS = {"BANK": "",  # lavid teacher aspects: p_yes [N, A]
                 "LOSS": {"CE_WEIGHT": 1.0, "FEAT_WEIGHT": 1.0}}  # FEAT: BCE-with-logits(aspect outputs, P(Yes))
-    NODE = "MAKD"
 
     def __init__(self, student, teacher, cfg, precomputed=None):
         super().__init__(student, teacher, cfg, precomputed)
@@ -40,6 +40,14 @@ class MaKD(SampleTeacherDistiller):
     @classmethod
     def tensor_hint(cls, cfg) -> str:
         return " (write it with lavid teacher aspects)"
+
+    def check_bank_tensor(self, values, where: str) -> None:
+        super().check_bank_tensor(values, where)
+        bad = (values < 0) | (values > 1)
+        if bad.any():
+            i, j = (int(x) for x in bad.nonzero()[0])
+            raise LavidError(f"{where}: p_yes holds values outside [0, 1] (first: {float(values[i, j]):g} for sample "
+                             f"{self.bank.sample_ids[i]!r}, aspect {j + 1}); MaKD's targets are probabilities")
 
     def get_learnable_parameters(self):
         return super().get_learnable_parameters() + list(self.aspect_head.parameters())

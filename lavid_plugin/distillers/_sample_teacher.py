@@ -30,6 +30,7 @@ class SampleTeacherDistiller(Distiller):
         if self.key not in self.bank.names:
             raise LavidError(f"{node.BANK} ({self.NODE}.BANK) has no tensor {self.key!r}; it has {self.bank.names}"
                              + self.tensor_hint(cfg))
+        self.check_bank_tensor(getattr(self.bank, self.key), f"{node.BANK} ({self.NODE}.BANK)")
         self.ce_weight, self.feat_weight = float(node.LOSS.CE_WEIGHT), float(node.LOSS.FEAT_WEIGHT)
         if self.ce_weight < 0 or self.feat_weight < 0:
             raise LavidError(f"{self.NODE}.LOSS weights must be >= 0, got CE_WEIGHT={self.ce_weight}, "
@@ -50,6 +51,12 @@ class SampleTeacherDistiller(Distiller):
     @classmethod
     def tensor_hint(cls, cfg) -> str:
         return ""
+
+    def check_bank_tensor(self, values, where: str) -> None:
+        """One row per training image of a fixed width (``[N, D]``); subclasses check their values' range."""
+        if values.ndim != 2:
+            raise LavidError(f"{where}: tensor {self.key!r} has shape {tuple(values.shape)}; {self.NODE} reads one "
+                             f"vector per training image, [N, D]")
 
     def teacher_rows(self, index):
         if index is None:

@@ -128,6 +128,19 @@ RESUME_FREE_KEYS = frozenset({"LOG.PREFIX", "LOG.TENSORBOARD_FREQ", "LOG.SAVE_CH
                               "EXPERIMENT.NAME"})
 
 
+#: keys whose values are files or folders: the same place spelled differently is no change (the files'
+#: contents are compared through teachers.json)
+_PATH_SUFFIXES = (".SIGNATURE", ".BANK", "_CKPT", ".SPLIT_FILE")
+
+
+def _same(key: str, a, b) -> bool:
+    if a == b:
+        return True
+    if isinstance(a, str) and isinstance(b, str) and a and b and key.endswith(_PATH_SUFFIXES):
+        return os.path.realpath(a) == os.path.realpath(b)
+    return False
+
+
 def _flat(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
@@ -135,7 +148,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def check_resume(folder: Path, cfg_text: str, teachers: dict, force: bool = False) -> None:
+def check_resume(folder: Path, cfg_text: str, teachers: dict, force: bool = False) -> list:
     """Refuse to resume when the config or a precomputed teacher's content differs from what the run
     was started with (its ``config.yaml`` and ``teachers.json``), naming what changed."""
     import json
@@ -151,7 +164,7 @@ def check_resume(folder: Path, cfg_text: str, teachers: dict, force: bool = Fals
         old = dict(zip(rename_deprecated_keys(old, str(saved_cfg)), old.values()))  # a run saved before a rename
         new = _flat(yaml.safe_load(cfg_text))
         changes += [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
-                    if k not in RESUME_FREE_KEYS and old.get(k) != new.get(k)]
+                    if k not in RESUME_FREE_KEYS and not _same(k, old.get(k), new.get(k))]
     if saved_teachers.is_file():
         old = json.loads(saved_teachers.read_text())
         changes += [f"{k}: the file's content changed (hash {str(old.get(k))[:12]} -> {str(teachers.get(k))[:12]})"
@@ -162,3 +175,4 @@ def check_resume(folder: Path, cfg_text: str, teachers: dict, force: bool = Fals
                          f"start a new run (another EXPERIMENT.NAME), or pass --resume-force to continue anyway")
     for c in changes:
         get_logger().warning(f"resuming with a change (--resume-force): {c}")
+    return changes

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import LavidError
+from ..utils import get_logger
 
 
 def experiment_name(cfg, opts) -> str:
@@ -55,33 +56,73 @@ def local_buffers(module) -> list[str]:
             for b, _ in m.named_buffers(recurse=False)]
 
 
-def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True, resume_force=False):
+#: files that make a folder a run's (a refused or moved-aside start never leaves any of them)
+RUN_FILES = ("worklog.txt", "latest", "config.yaml", "best", "student_latest", "student_best")
+#: the infix of a run folder moved aside by --overwrite (lavid report does not count such folders)
+MOVED_ASIDE = ".moved-"
+
+
+def claim_run_dir(run_dir: Path, *, resume: bool, overwrite: bool, rank: int = 0) -> None:
+    """Before anything is written: a new run never lands in a folder that holds one (``--overwrite``
+    moves that folder aside, it never deletes); ``--resume`` needs the run's ``latest``."""
+    import time
+
+    if resume:
+        if not (run_dir / "latest").is_file():
+            parent = run_dir.parent
+            base = run_dir.name.split(",")[0].split("SOLVER")[0]
+            others = sorted(p.name for p in parent.glob("*") if p.is_dir() and (p / "latest").is_file()) \
+                if parent.is_dir() else []
+            near = [o for o in others if o.startswith(base[: max(len(base) - 1, 1)])] or others
+            hint = (f"; run folders with a checkpoint under {parent}: {near[:10]} (the folder name carries the "
+                    f"command line's KEY VALUE overrides: resume with the same ones, or set EXPERIMENT.NAME)"
+                    if near else f"; {parent} holds no run with a checkpoint")
+            raise LavidError(f"--resume: no checkpoint at {run_dir / 'latest'}{hint}")
+        return
+    held = [f for f in RUN_FILES if (run_dir / f).exists()]
+    if not held:
+        return
+    if not overwrite:
+        raise LavidError(f"{run_dir} holds a run ({', '.join(held)}); starting a new one there would overwrite it. "
+                         f"Continue it with --resume, start another with a new EXPERIMENT.NAME, or pass "
+                         f"--overwrite to move it aside (to {run_dir.name}{MOVED_ASIDE}<time>; nothing is deleted)")
+    if rank == 0:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = run_dir.with_name(f"{run_dir.name}{MOVED_ASIDE}{stamp}")
+        k = 1
+        while aside.exists():
+            aside, k = run_dir.with_name(f"{run_dir.name}{MOVED_ASIDE}{stamp}-{k}"), k + 1
+        run_dir.rename(aside)
+        get_logger().warning(f"--overwrite: moved the run in {run_dir} to {aside}")
+
+
+def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True, resume_force=False, overwrite=False):
+    """Build and train one run. Every check (config, run folder, teacher files, the checkpoint to
+    resume) passes before the first write: a run that cannot start changes nothing on disk."""
+    import time
+
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from ..utils import atomic_write_json, atomic_write_text, get_logger
+    from ..utils import atomic_write_json, atomic_write_text
     from .build import build_distiller, distiller_class, setup_data
     from .checkpoints import check_resume
     from .trainer import RunSpec, Trainer, seed_everything
 
-    if cfg.SOLVER.EPOCHS < 1:
-        raise LavidError(f"SOLVER.EPOCHS must be at least 1, got {cfg.SOLVER.EPOCHS}")
-    rank, world, device = setup_distributed()
-    seed_everything(cfg.EXPERIMENT.SEED, cfg.EXPERIMENT.DETERMINISTIC)
+    Trainer.check_cfg(cfg)
     cls = distiller_class(cfg)
     name = experiment_name(cfg, list(opts))
     run_dir = os.path.join(cfg.LOG.PREFIX, name)
+    rank, world, device = setup_distributed()
+    claim_run_dir(Path(run_dir), resume=resume, overwrite=overwrite, rank=rank)
+    seed_everything(cfg.EXPERIMENT.SEED, cfg.EXPERIMENT.DETERMINISTIC)
     gen = torch.Generator()
     gen.manual_seed(max(cfg.EXPERIMENT.SEED, 0))
     run = setup_data(cfg, cls, run_dir=run_dir, rank=rank, world=world, generator=gen)
     distiller = build_distiller(cfg, run.context, cls).to(device)
+    changed = []
     if resume:  # the same setup as the run it continues (before config.yaml is overwritten)
-        if not (Path(run_dir) / "latest").is_file():
-            raise LavidError(f"--resume: no checkpoint at {Path(run_dir) / 'latest'}")
-        check_resume(Path(run_dir), cfg.dump(), run.context.teacher_hashes, force=resume_force)
-    if rank == 0:  # only once everything was built: a run that cannot start leaves no folder behind
-        atomic_write_text(os.path.join(run_dir, "config.yaml"), cfg.dump())  # what `lavid report` reads
-        atomic_write_json(os.path.join(run_dir, "teachers.json"), run.context.teacher_hashes)
+        changed = check_resume(Path(run_dir), cfg.dump(), run.context.teacher_hashes, force=resume_force)
     if device.startswith("cuda") and cfg.SOLVER.AMP:
         distiller = distiller.to(memory_format=torch.channels_last)
     if cfg.SOLVER.COMPILE:
@@ -97,7 +138,14 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True, r
                           f"world {world}, extra parameters {distiller.get_extra_parameters()}")
     spec = RunSpec(name, cfg, device=device, rank=rank, world=world, generator=gen, progress=progress)
     trainer = Trainer(spec, model, run)
-    trainer.train(resume=resume, stop_after_epoch=stop_after_epoch)
+    start = trainer.resume() if resume else 1  # a damaged or foreign checkpoint is refused here
+    if rank == 0:  # only once everything was built and checked
+        if changed:  # --resume-force: the settings the earlier epochs ran with stay on record
+            old = Path(run_dir) / "config.yaml"
+            old.rename(old.with_name(f"config.before-resume-{time.strftime('%Y%m%d-%H%M%S')}.yaml"))
+        atomic_write_text(os.path.join(run_dir, "config.yaml"), cfg.dump())  # what `lavid report` reads
+        atomic_write_json(os.path.join(run_dir, "teachers.json"), run.context.teacher_hashes)
+    trainer.train(stop_after_epoch=stop_after_epoch, start_epoch=start)
     if world > 1:
         dist.barrier()
     return trainer

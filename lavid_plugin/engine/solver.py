@@ -23,12 +23,27 @@ TYPES = ("SGD", "ADAMW")
 SCHEDULERS = ("step", "cosine")
 
 
+def check_solver(cfg) -> None:
+    """Refuse a ``SOLVER`` that cannot run as written, before anything is built or written."""
+    s = cfg.SOLVER
+    if str(s.TYPE).upper() not in TYPES:
+        raise LavidError(f"SOLVER.TYPE {s.TYPE!r} is not supported; use SGD or AdamW")
+    if str(s.SCHEDULER) not in SCHEDULERS:
+        raise LavidError(f"SOLVER.SCHEDULER {s.SCHEDULER!r} is not supported; use one of {SCHEDULERS}")
+    if s.WARMUP_EPOCHS < 0:
+        raise LavidError(f"SOLVER.WARMUP_EPOCHS must be >= 0, got {s.WARMUP_EPOCHS}")
+    if s.WARMUP_EPOCHS and s.SCHEDULER != "cosine":
+        raise LavidError(f"SOLVER.WARMUP_EPOCHS {s.WARMUP_EPOCHS} has no effect with SOLVER.SCHEDULER {s.SCHEDULER!r} "
+                         f"(the warm-up belongs to the cosine schedule): set SOLVER.SCHEDULER cosine or "
+                         f"SOLVER.WARMUP_EPOCHS 0")
+    if s.WARMUP_EPOCHS >= s.EPOCHS:
+        raise LavidError(f"SOLVER.WARMUP_EPOCHS {s.WARMUP_EPOCHS} >= SOLVER.EPOCHS {s.EPOCHS}: the run would end "
+                         f"before the learning rate reaches SOLVER.LR; shorten the warm-up")
+
+
 def build_optimizer(cfg, params):
+    check_solver(cfg)
     kind = str(cfg.SOLVER.TYPE).upper()
-    if kind not in TYPES:
-        raise LavidError(f"SOLVER.TYPE {cfg.SOLVER.TYPE!r} is not supported; use SGD or AdamW")
-    if str(cfg.SOLVER.SCHEDULER) not in SCHEDULERS:
-        raise LavidError(f"SOLVER.SCHEDULER {cfg.SOLVER.SCHEDULER!r} is not supported; use one of {SCHEDULERS}")
     if kind == "SGD":
         return torch.optim.SGD(params, lr=cfg.SOLVER.LR, momentum=cfg.SOLVER.MOMENTUM,
                                weight_decay=cfg.SOLVER.WEIGHT_DECAY)

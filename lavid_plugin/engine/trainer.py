@@ -93,15 +93,25 @@ class Trainer:
     """mdistiller's train loop: per step data -> losses -> sum -> backward -> step, per epoch
     evaluate, checkpoint, worklog. ``data`` is the run's :class:`~.build.RunData` (loaders, splits)."""
 
+    @staticmethod
+    def check_cfg(cfg) -> None:
+        """Refuse ``LOG``/``SOLVER`` settings the loop cannot honour, before anything is written."""
+        from .solver import check_solver
+
+        if cfg.SOLVER.EPOCHS < 1:
+            raise LavidError(f"SOLVER.EPOCHS must be at least 1, got {cfg.SOLVER.EPOCHS}")
+        if cfg.LOG.SELECT not in SELECT_MODES:
+            raise LavidError(f"LOG.SELECT must be one of {SELECT_MODES}, got {cfg.LOG.SELECT!r}")
+        if cfg.LOG.EVAL_FREQ < 1:
+            raise LavidError(f"LOG.EVAL_FREQ must be at least 1, got {cfg.LOG.EVAL_FREQ}")
+        check_solver(cfg)
+
     def __init__(self, spec: RunSpec, distiller, data):
         cfg, device, rank, world = spec.cfg, spec.device, spec.rank, spec.world
         experiment_name, generator, progress = spec.name, spec.generator, spec.progress
         train_loader, val_loader = data.train_loader, data.val_loader
         select_loader, group_names = data.select_loader, data.splits.group_names
-        if cfg.LOG.SELECT not in SELECT_MODES:
-            raise LavidError(f"LOG.SELECT must be one of {SELECT_MODES}, got {cfg.LOG.SELECT!r}")
-        if cfg.LOG.EVAL_FREQ < 1:
-            raise LavidError(f"LOG.EVAL_FREQ must be at least 1, got {cfg.LOG.EVAL_FREQ}")
+        self.check_cfg(cfg)
         self.cfg, self.distiller = cfg, distiller
         self.group_names = group_names
         self.train_loader, self.val_loader, self.select_loader = train_loader, val_loader, select_loader
@@ -340,8 +350,9 @@ class Trainer:
             cut_worklog(self.log_path / "worklog.txt", state["epoch"], state.get("worklog"))
         return state["epoch"] + 1
 
-    def train(self, resume=False, stop_after_epoch=None):
-        epoch = self.resume() if resume else 1
+    def train(self, resume=False, stop_after_epoch=None, start_epoch=None):
+        """Epochs from ``start_epoch`` (what :meth:`resume` returned), or 1, or the checkpoint's next."""
+        epoch = start_epoch if start_epoch is not None else (self.resume() if resume else 1)
         while epoch <= self.cfg.SOLVER.EPOCHS:
             self.reseed(epoch)
             self.train_epoch(epoch)

@@ -67,7 +67,7 @@ def feature_job(teacher: VLMTeacher, images: TeacherImages, layers: Sequence[int
         return out
 
     return Job("features", lambda i: [per_class[images.labels[i]]], run, {"layers": layers, "template": template, "tokens": ["last", "mean"],
-                                          "dtype": "float16"})
+                                          "storage_dtype": "float16"})
 
 
 def aspect_job(teacher: VLMTeacher, questions: Sequence[str], template: str, labels=("Yes", "No"), *,
@@ -106,12 +106,22 @@ class _Parts:
         if path.is_file():
             try:
                 old = json.loads(path.read_text(encoding="utf-8"))
-            except ValueError:
+            except (OSError, UnicodeDecodeError, ValueError):
                 old = None
-            if old != manifest:
-                diff = sorted(k for k in set(manifest) | set(old or {}) if (old or {}).get(k) != manifest.get(k))
+            finished = list(self.root.glob("chunk-*.safetensors"))
+            if old != manifest and finished:
+                old = old or {}
+                if old.get("model_fingerprint") != manifest.get("model_fingerprint"):
+                    raise LavidError(f"{self.root}: its {len(finished)} finished chunk(s) come from another model than "
+                                     f"{manifest.get('model')!r} holds now (the weight files' fingerprint changed "
+                                     f"{str(old.get('model_fingerprint'))[:12]} -> "
+                                     f"{str(manifest.get('model_fingerprint'))[:12]}); a bank must not mix two models: "
+                                     f"delete that folder to start over, or write to another -o")
+                diff = sorted(k for k in set(manifest) | set(old) if old.get(k) != manifest.get(k))
                 raise LavidError(f"{self.root} holds the parts of a different extraction (differs in {diff}); "
                                  f"delete that folder to start over, or write to another -o")
+            if old != manifest:  # nothing finished under the old manifest: start this extraction there
+                atomic_write_json(path, manifest)
         else:
             self.root.mkdir(parents=True, exist_ok=True)
             atomic_write_json(path, manifest)
@@ -199,14 +209,20 @@ def extract_bank(teacher: VLMTeacher, images: TeacherImages, job: Job, out: str 
         got = parts.load(c)
         if got is not None:
             done[c] = got
-    with tqdm(total=total, unit="prompt", desc=f"teacher {job.kind}", disable=not progress, dynamic_ncols=True) as bar:
-        bar.update(sum(len(job.prompts(i)) for c in done for i in chunks[c]))
-        for c, idx in enumerate(chunks):
-            if c in done:
-                continue
-            done[c] = _chunk(job, images, idx, batch_size, lengths, bar)
-            parts.save(c, done[c])
-            fault_point(FAULT_ENV, c)
+    try:
+        with tqdm(total=total, unit="prompt", desc=f"teacher {job.kind}", disable=not progress,
+                  dynamic_ncols=True) as bar:
+            bar.update(sum(len(job.prompts(i)) for c in done for i in chunks[c]))
+            for c, idx in enumerate(chunks):
+                if c in done:
+                    continue
+                done[c] = _chunk(job, images, idx, batch_size, lengths, bar)
+                parts.save(c, done[c])
+                fault_point(FAULT_ENV, c)
+    except BaseException:
+        if not done:  # nothing finished: leave no parts folder behind (a rerun with other flags starts clean)
+            shutil.rmtree(parts.root, ignore_errors=True)
+        raise
     tensors = {name: torch.cat([done[c][name] for c in range(len(chunks))]) for name in done[0]}
     bank = SampleBank(images.sample_ids, tensors, provenance=prov, source=f"extraction for {out}")
     bank.save(out)

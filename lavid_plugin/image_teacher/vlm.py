@@ -181,6 +181,11 @@ class VLMTeacher:
     def provenance(self) -> dict:
         from ..hf import library_versions
 
-        return {"model": self.model_id, "model_class": type(self.model).__name__, "chat_template": self.chat,
-                "num_layers": self.num_layers, "dtype": str(next(self.model.parameters()).dtype),
+        from ..hf import model_fingerprint
+
+        if not hasattr(self, "_fingerprint"):  # hashing the weight files once per teacher
+            self._fingerprint = model_fingerprint(self.model_id)
+        return {"model": self.model_id, "model_fingerprint": self._fingerprint, "model_class": type(self.model).__name__,
+                "chat_template": self.chat, "num_layers": self.num_layers,
+                "compute_dtype": str(next(self.model.parameters()).dtype),
                 "library_versions": library_versions()}

@@ -63,11 +63,22 @@ def vit_b16(num_classes: int, *, weights=None, image_size: int = 224, **_):
             raise LavidError(f"ViT-B/16 starts from ImageNet weights, and {path} does not exist: set "
                              f"DISTILLER.STUDENT_CKPT to torchvision's vit_b_16 weight file, or put "
                              f"{ViT_B_16_Weights.IMAGENET1K_V1.url} at {_hub_file(ViT_B_16_Weights.IMAGENET1K_V1)}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - truncated zip, foreign pickle, ...
+            raise LavidError(f"{path}: cannot read it as a weight file (damaged or cut short? "
+                             f"{type(e).__name__})") from None
         state = state.get("model", state) if isinstance(state, dict) else state
-        if image_size != 224:
-            state = interpolate_embeddings(image_size, 16, state)
-        missing, unexpected = net.load_state_dict(state, strict=False)
+        if not isinstance(state, dict):
+            raise LavidError(f"{path}: not a state dict of torchvision's vit_b_16")
+        pos = state.get("encoder.pos_embedding")
+        if getattr(pos, "ndim", 0) == 3 and pos.shape[1] != net.encoder.pos_embedding.shape[1]:
+            state = interpolate_embeddings(image_size, 16, state)  # weights of another input size
+        try:
+            missing, unexpected = net.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # a tensor of another shape: another input size or model width
+            raise LavidError(f"{path}: its tensors do not fit ViT-B/16 at {image_size} px "
+                             f"({str(e).splitlines()[-1].strip()[:200]})") from None
         if [k for k in missing if not k.startswith("heads")] or unexpected:
             raise LavidError(f"{path}: not torchvision vit_b_16 weights (missing {missing[:3]}, unexpected "
                              f"{unexpected[:3]})")
@@ -119,13 +130,28 @@ def load_clip(source: str):
     if not source:
         raise LavidError("the CLIP student needs DISTILLER.STUDENT_CKPT: a CLIP checkpoint folder "
                          "(e.g. a download of openai/clip-vit-base-patch16)")
+    from transformers import AutoConfig
+
     local = Path(source).expanduser().is_dir()
-    try:
-        kw = {} if local else {"local_files_only": True}
-        return CLIPModel.from_pretrained(source, **kw).eval(), AutoTokenizer.from_pretrained(source, **kw)
+    kw = {} if local else {"local_files_only": True}
+    try:  # the architecture first: another model's folder would load as a randomly initialised CLIP
+        kind = getattr(AutoConfig.from_pretrained(source, **kw), "model_type", None)
     except (OSError, ValueError) as e:
-        raise LavidError(f"cannot load CLIP from {source!r} (DISTILLER.STUDENT_CKPT): not a CLIP checkpoint folder "
-                         f"nor a cached hub model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        raise LavidError(f"cannot load CLIP from {source!r} (DISTILLER.STUDENT_CKPT): not a model folder nor a "
+                         f"cached hub model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if kind != "clip":
+        raise LavidError(f"DISTILLER.STUDENT_CKPT {source!r} holds a {kind!r} model, not CLIP (model_type 'clip')")
+    try:
+        model, info = CLIPModel.from_pretrained(source, output_loading_info=True, **kw)
+        tokenizer = AutoTokenizer.from_pretrained(source, **kw)
+    except Exception as e:  # noqa: BLE001 - a truncated or damaged weight file surfaces as many error types
+        raise LavidError(f"cannot load CLIP from {source!r} (DISTILLER.STUDENT_CKPT): its files are damaged or "
+                         f"incomplete ({type(e).__name__}: {str(e).splitlines()[0][:300]})") from None
+    missing = list(info.get("missing_keys") or []) + list(info.get("mismatched_keys") or [])
+    if missing:
+        raise LavidError(f"{source!r} (DISTILLER.STUDENT_CKPT) lacks {len(missing)} of CLIP's weights (first: "
+                         f"{missing[0]}); training would start them from a random init")
+    return model.eval(), tokenizer
 
 
 @torch.no_grad()
