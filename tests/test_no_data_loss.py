@@ -228,16 +228,18 @@ def test_report_counts_seeds_by_experiment_seed(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ 4. a failed --resume rewrites nothing
-def test_a_resume_refused_on_a_damaged_checkpoint_leaves_the_run_as_it_was(finished, run_copy, capsys):
+@pytest.mark.parametrize("flags", [["--resume"], ["--resume-force", "SOLVER.LR", "0.5"]])
+def test_a_resume_refused_on_a_damaged_checkpoint_leaves_the_run_as_it_was(finished, run_copy, flags, capsys):
     folder, prefix = run_copy
     latest = folder / "latest"
     data = latest.read_bytes()
     latest.unlink()  # `latest` is a link to the epoch's file: damage a copy of its own
     latest.write_bytes(data[: len(data) // 2])
     before = folder_hash(folder)
-    rc = train_main(["--cfg", str(DEMO / "res18.yaml"), *opts(finished, prefix, "SOLVER.EPOCHS", "2"), "--resume"])
+    rc = train_main(["--cfg", str(DEMO / "res18.yaml"), *opts(finished, prefix, "SOLVER.EPOCHS", "2"), *flags])
     assert rc == 2 and "cannot resume" in capsys.readouterr().err
-    assert folder_hash(folder) == before  # config.yaml still says 1 epoch: the run stays "finished"
+    # config.yaml still says 1 epoch (the run stays "finished") and the learning rate it ran with
+    assert folder_hash(folder) == before
 
 
 @pytest.mark.parametrize("over,must", [(("SOLVER.TYPE", "Adam"), "SOLVER.TYPE 'Adam'"),
