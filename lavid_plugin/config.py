@@ -9,6 +9,7 @@ loss weights under ``<NODE>.LOSS.<TERM>_WEIGHT`` as mdistiller's KD does.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 from yacs.config import CfgNode as CN
 
@@ -167,6 +168,22 @@ def _node(defaults: dict) -> CN:
     return CN({k: _node(v) if isinstance(v, dict) else copy.deepcopy(v) for k, v in defaults.items()})
 
 
+#: the configs shipped with the package (the repository's configs/ is a link to them)
+PACKAGE_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def resolve_config_path(path: str) -> str:
+    """``path`` as given when it exists; else a repository-relative name (``configs/lavid/cub/res18.yaml``)
+    found among the shipped configs, so the same command works from any folder and from a wheel."""
+    p = Path(path)
+    if p.exists() or p.is_absolute():
+        return str(p)
+    parts = p.parts
+    if parts and parts[0] == "configs" and (PACKAGE_CONFIGS.joinpath(*parts[1:])).is_file():
+        return str(PACKAGE_CONFIGS.joinpath(*parts[1:]))
+    return str(p)
+
+
 def get_cfg_defaults() -> CN:
     """mdistiller's schema (:data:`CFG`) plus the node each registered distiller declares
     (``NODE``/``DEFAULTS``), as detectron2's ``add_*_config``."""
@@ -293,6 +310,8 @@ def load_cfg(path: str | None = None, opts: list | None = None, freeze: bool = T
     from .errors import LavidError
 
     cfg = get_cfg_defaults()
+    if path:
+        path = resolve_config_path(path)
     if opts and len(opts) % 2:
         raise LavidError(f"overrides must be KEY VALUE pairs, got an odd list: {opts}")
     if opts:

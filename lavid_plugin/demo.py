@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .data.demo_birds import DEMO_QUESTIONS, REFERENCE_CONFIDENCE, demo_attributes
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "lavid" / "demo"
+CONFIGS = Path(__file__).resolve().parent / "configs" / "lavid" / "demo"  # shipped with the package
 #: (label, config, signature file under the demo root, run name)
 ROWS = (("vanilla (CE)", "res18_vanilla.yaml", None, "vanilla_res18"),
         ("LaViD, offline teacher", "res18.yaml", "signature.safetensors", "lavid_res18"),
@@ -88,7 +88,7 @@ def _config_dir() -> Path:
         return CONFIGS
     from .errors import LavidError
 
-    raise LavidError(f"demo configs not found at {CONFIGS}; run from a clone installed with pip install -e .")
+    raise LavidError(f"demo configs not found at {CONFIGS}: the installation is incomplete; reinstall lavid-plugin")
 
 
 def run_row(args, config: str, signature: str | None, name: str, seed: int) -> tuple[float, float, float]:
@@ -102,10 +102,11 @@ def run_row(args, config: str, signature: str | None, name: str, seed: int) -> t
         opts += ["LAVID.SIGNATURE", str(Path(args.root) / signature)]
     if args.epochs:
         opts += ["SOLVER.EPOCHS", str(args.epochs)]
+    opts += list(getattr(args, "opts", None) or [])
     t0 = time.perf_counter()
     cfg = load_cfg(str(_config_dir() / config), opts)
     prepare_demo_teachers(cfg)
-    trainer = train(cfg, progress=False)
+    trainer = train(cfg, progress="lines")  # one line per epoch: a user sees each row move
     return _last_test_acc(trainer.log_path / "worklog.txt"), trainer.best_acc, time.perf_counter() - t0
 
 
@@ -133,8 +134,13 @@ def run(args) -> int:
         raise LavidError(f"--seeds must be >= 1, got {args.seeds}")
     seeds = [args.seed + k for k in range(args.seeds)]
     results = []
-    for label, config, signature, name in ROWS:
-        runs = [run_row(args, config, signature, name, s) for s in seeds]
+    from .utils import get_logger
+
+    for row, (label, config, signature, name) in enumerate(ROWS, 1):
+        runs = []
+        for s in seeds:
+            get_logger().info(f"demo row {row}/{len(ROWS)} ({name}), seed {s}")
+            runs.append(run_row(args, config, signature, name, s))
         results.append((label, [r[0] for r in runs], [r[1] for r in runs], sum(r[2] for r in runs) / len(runs)))
     head = "final top-1" + (" (mean ± std)" if len(seeds) > 1 else "")
     print(f"\n{'method':<54}{head:>26}{'best top-1':>16}{'s/run':>8}")

@@ -105,30 +105,52 @@ def load_student(cfg_path: str, ckpt: str, opts: Sequence[str]):
     return cfg, splits, student.eval()
 
 
-def grid_png(path, inputs: np.ndarray, maps: list[np.ndarray], labels: Sequence[str], titles: Sequence[str]) -> Path:
-    """Rows = images; columns = the input, then each model's CAM over it."""
+def predictions(student, images: torch.Tensor, class_names: Sequence[str]) -> list[str]:
+    """Per image: ``"<predicted class> (<probability>)"``."""
+    with torch.no_grad():
+        prob = torch.softmax(_Logits(student).eval()(images), dim=1)
+    p, k = prob.max(1)
+    from .plots import wrap
+
+    return [f"predicted (p = {float(v):.2f}):\n" + wrap(class_names[int(c)], 30) for c, v in zip(k, p)]
+
+
+def grid_png(path, inputs: np.ndarray, maps: list[np.ndarray], labels: Sequence[str], titles: Sequence[str],
+             preds: Sequence[Sequence[str]] | None = None) -> Path:
+    """Rows = images (their file and true class); columns = the input, then each model's CAM over it,
+    captioned with that model's predicted class and its probability; one colour bar for the CAMs."""
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
-    from .plots import pyplot, save_png
+    from .plots import MIN_FONT, pyplot, save_png, shorten
 
     plt = pyplot()
     n, cols = len(inputs), 1 + len(maps)
-    fig, axes = plt.subplots(n, cols, figsize=(2.2 * cols, 2.2 * n), squeeze=False)
+    fig, axes = plt.subplots(n, cols, figsize=(2.5 * cols + 1.0, 2.8 * n + 0.5), squeeze=False)
+    fig.subplots_adjust(left=0.12, right=0.86, top=1 - 0.75 / (2.8 * n + 0.5), hspace=0.5, wspace=0.08)
     for i in range(n):
         axes[i][0].imshow(inputs[i])
-        axes[i][0].set_ylabel(titles[i], fontsize=7)
+        axes[i][0].set_ylabel(titles[i], fontsize=MIN_FONT)
         for j, m in enumerate(maps, start=1):
             axes[i][j].imshow(show_cam_on_image(inputs[i], m[i], use_rgb=True))
+            if preds is not None:
+                axes[i][j].set_xlabel(preds[j - 1][i], fontsize=MIN_FONT)
         for j in range(cols):
             axes[i][j].set_xticks([])
             axes[i][j].set_yticks([])
             if i == 0:
-                axes[i][j].set_title(["input", *labels][j], fontsize=8)
-    return save_png(fig, path, dpi=80)
+                axes[i][j].set_title(shorten(["input", *labels][j], 30), fontsize=9)
+    top = axes[0][-1].get_position()
+    cax = fig.add_axes([0.89, max(top.y1 - 0.35, 0.05), 0.018, min(0.35, top.y1 - 0.05)])
+    bar = fig.colorbar(plt.cm.ScalarMappable(cmap="jet", norm=plt.Normalize(0, 1)), cax=cax)
+    bar.set_label("Grad-CAM for the true class\n(0: none, 1: strongest)", fontsize=MIN_FONT)
+    bar.ax.tick_params(labelsize=MIN_FONT)
+    fig.suptitle("Grad-CAM: where each model looks for the image's true class", fontsize=10)
+    return save_png(fig, path, dpi=90, tight=False)
 
 
 def run(args) -> int:
     from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, test_transform
+    from .plots import shorten, wrap
 
     require_gradcam()
     if not args.cfg or len(args.cfg) != len(args.ckpt):
@@ -157,8 +179,9 @@ def run(args) -> int:
     shown = (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy().astype(np.float32)
     maps = [cams(student, x, targets) for _, _, student in models]
     labels = args.label or [m[0].EXPERIMENT.NAME or Path(c).stem for c, m in zip(args.cfg, models)]
-    titles = [f"{Path(paths[i]).name[:22]}\n{splits.classes[t]}" for i, t in zip(idx, targets)]
-    out = grid_png(args.output, shown, maps, labels, titles)
+    titles = [f"{shorten(Path(paths[i]).name, 28)}\n" + wrap(f"true: {splits.classes[t]}", 28) for i, t in zip(idx, targets)]
+    preds = [predictions(student, x, splits.classes) for _, _, student in models]
+    out = grid_png(args.output, shown, maps, labels, titles, preds)
     print(f"wrote {out}: {len(idx)} images x {len(models)} models")
     return 0
 

@@ -16,12 +16,17 @@ from .errors import LavidError
 
 def load_pretrained(model_cls, preprocessor_cls, model_id: str, *, device: str | None = None,
                     device_map: str | None = None, trust_remote_code: bool = False, what: str = "model",
-                    why: str = "not a usable local folder, and not a model the hub cache holds"):
+                    why: str = "not a usable local folder, and not a model the hub cache holds", progress: bool = True):
     """``(model, tokenizer or processor)`` through transformers' ``Auto*`` classes: fp32 on CPU, bf16 on
     CUDA or with a ``device_map`` (``"auto"`` for models larger than a GPU). A model that does not
     load is one error naming it, ``what`` it should be and ``why`` it may have failed."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") or device_map else torch.float32
+    from transformers.utils import logging as hf_logging
+
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    if not progress:  # --no-progress silences transformers' own loading bar too
+        hf_logging.disable_progress_bar()
     try:
         pre = preprocessor_cls.from_pretrained(model_id, trust_remote_code=trust_remote_code)
         kw = {"dtype": dtype, "trust_remote_code": trust_remote_code}
@@ -31,6 +36,9 @@ def load_pretrained(model_cls, preprocessor_cls, model_id: str, *, device: str |
     except (OSError, ValueError) as e:  # ValueError: huggingface_hub's repo-id validation
         raise LavidError(f"cannot load {what} {model_id!r}: {why} ({type(e).__name__}: "
                          f"{str(e).splitlines()[0]})") from None
+    finally:
+        if bar_was_on and not progress:
+            hf_logging.enable_progress_bar()
     if not device_map:
         model = model.to(device)
     return model, pre

@@ -1,6 +1,6 @@
 """Images/s of reduced-size JPEG decoding (PIL draft mode) against plain decoding, side by side.
 
-    python scripts/bench_data.py [--images 300] [--sizes 224 112 64] [--repeats 3] [--workers 8]
+    python scripts/bench_data.py [--images 300] [--sizes 224 112 64] [--repeats 3] [--workers N]
 
 Generates 500x375 JPEGs (CUB's typical size) with photographic-like texture, then times, in one
 process and interleaved, ``ImageList`` loading + the paper's train and test transforms with
@@ -18,6 +18,7 @@ starves the GPU. With ``DATASET.DECODE_ON_DEVICE`` the workers only read bytes a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -140,7 +141,8 @@ def main(argv=None) -> int:
     p.add_argument("--images", type=int, default=300)
     p.add_argument("--sizes", type=int, nargs="+", default=[224, 112, 64])
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--workers", type=int, default=8, help="loader processes for the loader-vs-step comparison")
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
+                   help="loader processes for the loader-vs-step comparison (default: up to 8, at most the cores)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -56,6 +56,8 @@ def main(argv=None) -> int:
     if args.check:
         for rel in stale:
             print(f"out of date: configs/lavid/{rel}")
+        if not stale:
+            print(f"{len(configs)} configs under {OUT}: all up to date")
         return 1 if stale else 0
     for rel in stale:
         (OUT / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,5 @@
 """The ablation harness (reproduce.py --ablation, lavid report --ablation with its plot) and Grad-CAM figures."""
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,8 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def dry_run(*args):
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--dry-run", *args],
-                          capture_output=True, text=True, check=True).stdout.splitlines()
+    """``scripts/reproduce.py --dry-run ARGS``'s output lines, run in this process."""
+    import contextlib
+    import io
+
+    from lavid_plugin.reproduce import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["--dry-run", *args]) == 0
+    return buf.getvalue().splitlines()
 
 
 def test_lambda_ablation_lists_one_run_per_value(tmp_path):

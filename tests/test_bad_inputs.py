@@ -39,7 +39,7 @@ def birds(tmp_path_factory):
 def train_opts(root):
     return ["DATASET.ROOT", str(root / "data"), "DATASET.IMAGE_SIZE", "32", "SOLVER.BATCH_SIZE", "8",
             "SOLVER.EPOCHS", "1", "LAVID.SIGNATURE", str(root / "sig.safetensors"), "LOG.PREFIX", str(root / "out"),
-            "LAVID.LOSS.LAVID_WEIGHT", "1.0"]
+            "LAVID.LOSS.LAVID_WEIGHT", "1.0", "DISTILLER.STUDENT", "resnet_tiny"]
 
 
 def write(path: Path, text: str) -> Path:

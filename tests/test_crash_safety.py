@@ -29,7 +29,7 @@ def run(root, name, *extra, fault=None):
     cmd = [sys.executable, str(ROOT / "tools" / "train.py"), "--cfg", str(DEMO / "res18.yaml"),
            "DATASET.ROOT", str(root / "birds"), "DATASET.IMAGE_SIZE", "32", "SOLVER.BATCH_SIZE", "8",
            "SOLVER.EPOCHS", "2", "LAVID.SIGNATURE", str(root / "sig.safetensors"), "LAVID.LOSS.LAVID_WEIGHT", "1.0",
-           "LOG.PREFIX", str(root / "out"), "EXPERIMENT.NAME", name, *extra]
+           "LOG.PREFIX", str(root / "out"), "EXPERIMENT.NAME", name, "DISTILLER.STUDENT", "resnet_tiny", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if fault:
         env["LAVID_FAULT"] = fault

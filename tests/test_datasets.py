@@ -115,7 +115,7 @@ def test_waterbirds_lavid_targets_are_cub_species(tmp_path):
     from lavid_plugin.engine.build import BuildContext, build_distiller
 
     write_waterbirds(tmp_path / "wb")
-    cfg = cfg_for("waterbirds", tmp_path / "wb", DISTILLER__TYPE="LAVID", DISTILLER__STUDENT="resnet18",
+    cfg = cfg_for("waterbirds", tmp_path / "wb", DISTILLER__TYPE="LAVID", DISTILLER__STUDENT="resnet_tiny",
                   LAVID__SIGNATURE=str(tmp_path / "sig.safetensors"))
     splits = build_splits(cfg)
     species = ["Northern Fulmar", "Black footed Albatross", "Brown Pelican", "Laysan Albatross",
@@ -142,7 +142,7 @@ def test_unreadable_images_are_skipped_counted_and_bounded(tmp_path):
     n_train, *_ = write_cub(tmp_path / "cub")
     bad = next(p for p, _ in build_splits(cfg_for("cub", tmp_path / "cub")).train.samples)
     Path(bad).write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
-    common = dict(DISTILLER__TYPE="NONE", DISTILLER__STUDENT="resnet18", SOLVER__EPOCHS=1, SOLVER__BATCH_SIZE=3,
+    common = dict(DISTILLER__TYPE="NONE", DISTILLER__STUDENT="resnet_tiny", SOLVER__EPOCHS=1, SOLVER__BATCH_SIZE=3,
                   LOG__PREFIX=str(tmp_path / "out"), EXPERIMENT__NAME="bad")
     trainer = train(cfg_for("cub", tmp_path / "cub", DATASET__MAX_BAD_FRACTION=0.5,
                             EXPERIMENT__TAG="table1,cub,res18,vanilla",  # as scripts/make_configs.py writes it
@@ -224,7 +224,7 @@ def test_waterbirds_validation_split_is_read_and_logged_for_selection(tmp_path):
     write_waterbirds(tmp_path / "wb")
     splits = build_splits(cfg_for("waterbirds", tmp_path / "wb"))
     assert len(splits.select) == 1 and splits.select.groups == [3]  # split 1: one waterbird on water
-    cfg = cfg_for("waterbirds", tmp_path / "wb", DISTILLER__TYPE="NONE", DISTILLER__STUDENT="resnet18",
+    cfg = cfg_for("waterbirds", tmp_path / "wb", DISTILLER__TYPE="NONE", DISTILLER__STUDENT="resnet_tiny",
                   SOLVER__EPOCHS=2, SOLVER__BATCH_SIZE=4, LOG__PREFIX=str(tmp_path / "out"), LOG__SELECT="best_val_loss",
                   LOG__EVAL_FREQ=2, EXPERIMENT__NAME="wb")
     trainer = train(cfg, progress=False)

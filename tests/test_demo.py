@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -56,7 +57,7 @@ def test_reference_signature_and_bad_attribute_files(tmp_path, capsys):
 def test_demo_prints_three_rows_with_mean_and_std_over_seeds(tmp_path, capsys):
     small_demo(tmp_path / "birds", train=2, test=1)
     assert lavid(["demo", "--root", str(tmp_path / "birds"), "--output", str(tmp_path / "out"), "--epochs", "1",
-                  "--seeds", "2"]) == 0
+                  "--seeds", "2", "--opts", "DISTILLER.STUDENT", "resnet_tiny"]) == 0
     out = capsys.readouterr().out
     for label in ("vanilla (CE)", "LaViD, offline teacher", "LaViD, teacher that knows the attributes (reference)"):
         assert out.count(label) == 2, label  # the table row and the per-seed row
@@ -66,3 +67,25 @@ def test_demo_prints_three_rows_with_mean_and_std_over_seeds(tmp_path, capsys):
     assert runs == sorted(f"{n}_seed{s}" for n in ("vanilla_res18", "lavid_res18", "lavid_reference_res18")
                           for s in (0, 1))
     assert lavid(["demo", "--root", str(tmp_path / "birds"), "--seeds", "0"]) == 2
+
+
+@needs_minilm
+def test_the_quick_starts_demo_then_the_readmes_resume_line_resumes(tmp_path, monkeypatch, capsys):
+    """`lavid demo` as the Quick start runs it (its own spelling of the signature path, its run names),
+    then the README's line as written, from the folder the demo ran in: the run continues."""
+    import re
+
+    from lavid_plugin.cli.train import train_main
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (line,) = [ln for ln in readme.splitlines() if ln.startswith("python tools/train.py") and "--resume" in ln]
+    monkeypatch.chdir(tmp_path)
+    small_demo(Path("data/demo_birds"), train=2, test=1)
+    assert lavid(["demo", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"demo row 2/3 \(lavid_res18\), seed 0\n.*\n.*epoch 1/1: train_loss", out)
+    args = line.split()[2:]  # after "python tools/train.py"
+    assert train_main(args) == 0, capsys.readouterr().err
+    log = (tmp_path / "output" / "demo" / "lavid_res18" / "worklog.txt").read_text()
+    epochs = [int(ln.split(": ")[1]) for ln in log.splitlines() if ln.startswith("epoch: ")]
+    assert epochs == list(range(1, 13)) and log.count("best_acc") == 1  # continued to the config's 12 epochs

@@ -13,7 +13,7 @@ from lavid_plugin.errors import LavidError
 def _cfg(root, kind="cub", *extra):
     return load_cfg(None, ["DATASET.TYPE", kind, "DATASET.ROOT", str(root), "DATASET.IMAGE_SIZE", "32",
                            "DATASET.NUM_WORKERS", "0", "DATASET.DECODE_ON_DEVICE", "True", "SOLVER.BATCH_SIZE", "4",
-                           "DISTILLER.STUDENT", "resnet18", "DISTILLER.TYPE", "NONE", *extra])
+                           "DISTILLER.STUDENT", "resnet_tiny", "DISTILLER.TYPE", "NONE", *extra])
 
 
 def test_the_loader_yields_file_bytes_and_the_decoder_the_training_view(tmp_path):

@@ -6,6 +6,7 @@ images are a CUB-layout tree. Nothing downloads."""
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -164,7 +165,7 @@ def test_a_bank_of_another_split_is_refused_naming_the_first_missing_image(cub, 
 
 def _opts(root):
     return ["DATASET.TYPE", "cub", "DATASET.ROOT", str(root), "DATASET.IMAGE_SIZE", "32", "DATASET.NUM_WORKERS", "0",
-            "DISTILLER.STUDENT", "resnet18", "SOLVER.BATCH_SIZE", "4", "SOLVER.LR", "0.05"]
+            "DISTILLER.STUDENT", "resnet_tiny", "SOLVER.BATCH_SIZE", "4", "SOLVER.LR", "0.05"]
 
 
 @pytest.fixture(scope="module")
@@ -353,3 +354,31 @@ def test_a_layer_the_bank_lacks_is_named_with_the_command_that_writes_it(cub, ba
                                        "CRD_MLLM.TOKEN", "first"])
     with pytest.raises(LavidError, match="CRD_MLLM.TOKEN must be 'last' or 'mean', got 'first'"):
         build_distiller(cfg, setup_data(cfg).context)
+
+
+def test_the_docs_cpu_example_runs_as_written_on_the_demo_data(tmp_path, monkeypatch):
+    """docs/multimodal-baselines.md's CPU example, command by command (its /tmp paths under tmp_path)."""
+    import re
+    import shlex
+
+    from helpers import small_demo
+    from lavid_plugin.cli import main as lavid
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "multimodal-baselines.md").read_text()
+    block = re.search(r"To try the commands on a CPU.*?```bash\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    small_demo(tmp_path / "data" / "demo_birds", train=1, test=1)  # the demo's tree, small
+    env = {}
+    for line in [ln.strip() for ln in block.splitlines() if ln.strip()]:
+        line = line.replace("/tmp/", f"{tmp_path}/").replace("lavid_plugin/", f"{root}/lavid_plugin/")
+        if re.match(r"^[A-Z]+=", line):
+            k, v = line.split("=", 1)
+            env[k] = v
+            continue
+        for k, v in env.items():
+            line = line.replace(f"${k}", v)
+        args = shlex.split(line)
+        assert args[0] == "lavid" and lavid(args[1:]) == 0, line
+    assert SampleBank.load(tmp_path / "aspects.safetensors").tensors()["p_yes"].shape == (12, 6)
+    assert sorted(SampleBank.load(tmp_path / "features.safetensors").names) == ["last-1", "last-2", "mean-1", "mean-2"]

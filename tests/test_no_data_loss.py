@@ -34,7 +34,7 @@ def folder_hash(folder: Path) -> str:
 def opts(root: Path, prefix: Path, *more):
     return ["DATASET.ROOT", str(root / "data"), "DATASET.IMAGE_SIZE", "32", "SOLVER.BATCH_SIZE", "8",
             "SOLVER.EPOCHS", "1", "LAVID.SIGNATURE", str(root / "sig.safetensors"), "LOG.PREFIX", str(prefix),
-            "LAVID.LOSS.LAVID_WEIGHT", "1.0", "EXPERIMENT.NAME", "done", *more]
+            "LAVID.LOSS.LAVID_WEIGHT", "1.0", "EXPERIMENT.NAME", "done", "DISTILLER.STUDENT", "resnet_tiny", *more]
 
 
 @pytest.fixture(scope="module")
@@ -319,12 +319,17 @@ def test_a_lavid_error_raised_in_a_loader_worker_arrives_as_its_own_message():
     assert str(e.value) == "image 'x.jpg' is damaged"
 
 
-def test_a_vit_weight_file_of_another_input_size_loads_and_a_cut_one_is_named(tmp_path):
-    from torchvision.models import vit_b_16
+def test_a_vit_weight_file_of_another_input_size_loads_and_a_cut_one_is_named(tmp_path, monkeypatch):
+    import torchvision.models
+    from torchvision.models import VisionTransformer
 
     from lavid_plugin.models.vit import vit_b16
 
-    torch.save(vit_b_16(weights=None, image_size=64).state_dict(), tmp_path / "vit64.pth")
+    def small_vit(weights=None, image_size=224):  # ViT-B/16's structure at toy width: the same loading path
+        return VisionTransformer(image_size, 16, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32)
+
+    monkeypatch.setattr(torchvision.models, "vit_b_16", small_vit)
+    torch.save(small_vit(image_size=64).state_dict(), tmp_path / "vit64.pth")
     net = vit_b16(3, weights=str(tmp_path / "vit64.pth"), image_size=32)  # positions interpolated 64 -> 32 px
     assert net(torch.zeros(1, 3, 32, 32))[0].shape == (1, 3)
     data = (tmp_path / "vit64.pth").read_bytes()

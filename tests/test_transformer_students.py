@@ -30,7 +30,7 @@ def demo(tmp_path_factory):
 def _opts(root, *extra):
     return ["DATASET.TYPE", "demo_birds", "DATASET.ROOT", str(root / "birds"), "DATASET.IMAGE_SIZE", "64",
             "DATASET.NUM_WORKERS", "0", "SOLVER.BATCH_SIZE", "8", "LOG.PREFIX", str(root / "out"),
-            "DISTILLER.STUDENT", "resnet18", *extra]
+            "DISTILLER.STUDENT", "resnet_tiny", *extra]
 
 
 def test_clip_heads_first_logits_are_clips_image_text_similarity(demo):

@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--epochs", type=int, default=None)
     d.add_argument("--seed", type=int, default=0, help="the first seed")
     d.add_argument("--seeds", type=int, default=1, help="seeds per row: prints mean ± std and each seed's value")
+    d.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
+                   help="config overrides for every row (e.g. DATASET.NUM_WORKERS 2)")
     d.set_defaults(func=lambda a: __import__("lavid_plugin.demo", fromlist=["run"]).run(a))
     from ..report import add_parser as add_report
 

@@ -145,7 +145,7 @@ def _read_inputs(args, with_classes=True):
     names = read_class_names(args.classes) if with_classes and getattr(args, "classes", None) else []
     inst = Instantiator(parse_placeholder_specs(getattr(args, "placeholder", None)))
     report = validate_questions(qs, class_names=names, instantiator=inst, source=str(args.questions),
-                                num_options=getattr(args, "num_options", None))
+                                num_options=getattr(args, "num_options", None), allow_variable_m=True)
     return qs, names, inst, report
 
 

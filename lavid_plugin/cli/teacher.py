@@ -84,7 +84,8 @@ def _teacher(args):
     check_output_path(args.output)
     check_model_source(args.model, trust_remote_code=args.trust_remote_code)
     model, processor = load_vlm(args.model, device=args.device, device_map=args.device_map,
-                                trust_remote_code=args.trust_remote_code)
+                                trust_remote_code=args.trust_remote_code,
+                                progress=not getattr(args, "no_progress", False))
     return VLMTeacher(model, processor, model_id=args.model, chat=args.chat)
 
 

@@ -67,7 +67,7 @@ def effective_lambda(cfg, dim: int) -> float:
     return lam * dim / PAPER_DIM if cfg.LAVID.LOSS.SCALE_TO_PAPER else lam
 
 
-def warn_if_head_step_large(lr: float, lam: float, dim: int) -> bool:
+def warn_if_head_step_large(lr: float, lam: float, dim: int, scaled: bool = False) -> bool:
     """The mean over Q*M outputs makes the head's step grow like ``lr * lambda / (Q*M)``; the paper's is
     0.0016. Far above it (a small custom signature with the paper's lambda) training can diverge in
     the first epoch: say so, once, with the lambda that would match the paper."""
@@ -77,8 +77,8 @@ def warn_if_head_step_large(lr: float, lam: float, dim: int) -> bool:
         return False
     get_logger().warning(f"LaViD head step lr*lambda/(Q*M) = {lr:g}*{lam:g}/{dim} = {step:.4f} is {step / paper:.1f}x "
           f"the paper's {paper:.4f} (lr {PAPER_LR}, lambda {PAPER_LAMBDA:g}, Q*M {PAPER_DIM}); lambda "
-          f"{paper * dim / lr:.3g} would match it (or set LAVID.LOSS.SCALE_TO_PAPER True to scale lambda by "
-          f"(Q*M)/250)")
+          f"{paper * dim / lr:.3g} would match it" + ("" if scaled else " (or set LAVID.LOSS.SCALE_TO_PAPER True to "
+                                                                         "scale lambda by (Q*M)/250)"))
     return True
 
 
@@ -132,7 +132,7 @@ class LaViD(Distiller):
         if self.lavid_weight < 0 or self.base_weight < 0:
             raise LavidError(f"LAVID loss weights must be >= 0, got BASE_WEIGHT={self.base_weight}, "
                              f"LAVID_WEIGHT={self.lavid_weight}")
-        warn_if_head_step_large(cfg.SOLVER.LR, self.lavid_weight, signature.dim)
+        warn_if_head_step_large(cfg.SOLVER.LR, self.lavid_weight, signature.dim, cfg.LAVID.LOSS.SCALE_TO_PAPER)
         if rows is not None:
             self.set_sample_rows(rows)
 

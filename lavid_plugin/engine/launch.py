@@ -108,8 +108,11 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True, r
     from .build import build_distiller, distiller_class, setup_data
     from .checkpoints import check_resume
     from .trainer import RunSpec, Trainer, seed_everything
+    from .wandb_log import WandbRun
+    from .wandb_log import check_available as check_wandb
 
     Trainer.check_cfg(cfg)
+    check_wandb(cfg)
     cls = distiller_class(cfg)
     name = experiment_name(cfg, list(opts))
     run_dir = os.path.join(cfg.LOG.PREFIX, name)
@@ -145,6 +148,8 @@ def train(cfg, resume=False, opts=(), *, stop_after_epoch=None, progress=True, r
             old.rename(old.with_name(f"config.before-resume-{time.strftime('%Y%m%d-%H%M%S')}.yaml"))
         atomic_write_text(os.path.join(run_dir, "config.yaml"), cfg.dump())  # what `lavid report` reads
         atomic_write_json(os.path.join(run_dir, "teachers.json"), run.context.teacher_hashes)
+        if cfg.LOG.WANDB:
+            trainer.wandb = WandbRun(cfg, Path(run_dir), run.context.teacher_hashes, resume=resume)
     trainer.train(stop_after_epoch=stop_after_epoch, start_epoch=start)
     if world > 1:
         dist.barrier()

@@ -86,7 +86,7 @@ class RunSpec:
     rank: int = 0
     world: int = 1
     generator: object = None
-    progress: bool = True
+    progress: bool | str = True  # a bar on a terminal, else one line per epoch; "lines": always lines
 
 
 class Trainer:
@@ -120,7 +120,9 @@ class Trainer:
         interactive = sys.stderr.isatty()
         self.generator = generator
         # a terminal gets the progress bar; a log file one line per epoch (not thousands of \r updates)
-        self.progress, self.epoch_lines = progress and rank == 0 and interactive, progress and rank == 0 and not interactive
+        # progress="lines": one line per epoch even on a terminal (lavid demo)
+        self.progress = progress is True and rank == 0 and interactive
+        self.epoch_lines = bool(progress) and rank == 0 and (progress == "lines" or not interactive)
         self.last_saved_epoch = 0
         self.amp = self.device.type == "cuda" and cfg.SOLVER.AMP
         self.optimizer = self.init_optimizer(cfg)
@@ -134,6 +136,7 @@ class Trainer:
         self.best_acc = -1.0
         self.log_path = Path(cfg.LOG.PREFIX) / experiment_name
         self.tf_writer = None
+        self.wandb = None  # a WandbRun (LOG.WANDB), attached by the launcher on rank 0
         if rank == 0:
             self.log_path.mkdir(parents=True, exist_ok=True)
             for p in remove_stale_temporaries(self.log_path):
@@ -261,9 +264,11 @@ class Trainer:
             raise LavidError(f"non-finite loss at epoch {epoch}, by step {self.global_step}: {bad}; stopping. "
                              f"{self.last_checkpoint()}")
         if self.rank == 0:
-            for k, v in means.items():
-                if k not in ("top1", "top5"):
-                    self.writer().add_scalar(f"step/{k}", v, self.global_step)
+            scalars = {k: v for k, v in means.items() if k not in ("top1", "top5")}
+            for k, v in scalars.items():
+                self.writer().add_scalar(f"step/{k}", v, self.global_step)
+            if self.wandb is not None:
+                self.wandb.log_step(self.global_step, scalars)
         bar.set_postfix(loss=f"{means.get('loss', float('nan')):.4f}", img_s=f"{img_s:.1f}")
 
     def check_finite_weights(self, epoch):
@@ -291,13 +296,13 @@ class Trainer:
 
     def log(self, lr, epoch, log_dict, terms):
         """Tensorboard; the worklog block is written by :meth:`train_epoch`, after the checkpoint."""
+        scalars = {"lr": lr, **log_dict, **{f"train/{k}": v for k, v in terms.items()}}
         w = self.writer()
-        w.add_scalar("lr", lr, epoch)
-        for k, v in log_dict.items():
+        for k, v in scalars.items():
             w.add_scalar(k, v, epoch)
-        for k, v in terms.items():
-            w.add_scalar(f"train/{k}", v, epoch)
         w.flush()
+        if self.wandb is not None:
+            self.wandb.log_epoch(epoch, scalars)
 
     def state(self, epoch):
         return {"epoch": epoch, "model": unwrap(self.distiller).state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -357,12 +362,16 @@ class Trainer:
             self.reseed(epoch)
             self.train_epoch(epoch)
             if stop_after_epoch is not None and epoch >= stop_after_epoch:
+                if self.wandb is not None:
+                    self.wandb.finish()
                 return
             epoch += 1
         if self.rank == 0:
             append_text(self.log_path / "worklog.txt", "best_acc\t{:.2f}".format(float(self.best_acc)) + os.linesep)
             if self.tf_writer is not None:
                 self.tf_writer.close()
+        if self.wandb is not None:
+            self.wandb.finish()
 
     def reseed(self, epoch):
         """Each epoch's shuffling and augmentation depend on (seed, epoch, rank) only, so a resumed run

@@ -32,7 +32,7 @@ NATIVE_ASPECT_MODEL = "OpenGVLab/InternVL3-8B-hf"
 
 
 def load_vlm(model_id: str, *, device: str | None = None, device_map: str | None = None,
-             trust_remote_code: bool = False):
+             trust_remote_code: bool = False, progress: bool = True):
     """Model (in eval mode) and processor: fp32 on CPU, bf16 on CUDA (or with a ``device_map``)."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -41,7 +41,7 @@ def load_vlm(model_id: str, *, device: str | None = None, device_map: str | None
     model, processor = load_pretrained(
         AutoModelForImageTextToText, AutoProcessor, model_id, device=device, device_map=device_map,
         trust_remote_code=trust_remote_code, what="vision-language model",
-        why="not a usable local folder or cached hub model, or not an image-text-to-text model")
+        why="not a usable local folder or cached hub model, or not an image-text-to-text model", progress=progress)
     return model.eval(), processor
 
 

@@ -33,10 +33,32 @@ def _block_with_preact(block, x):
     return F.relu(pre), pre
 
 
+def _tiny_resnet(num_classes: int, width: int = 8) -> nn.Module:
+    """torchvision's ResNet with one BasicBlock per stage at 1/8 of the width (about 80k parameters):
+    the same structure, features and hooks as ResNet-18, for tests and smoke runs, not for results."""
+    block = tvm.resnet.BasicBlock
+    net = tvm.ResNet(block, [1, 1, 1, 1], num_classes=num_classes)
+    net.inplanes = width
+    net.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+    net.bn1 = nn.BatchNorm2d(width)
+    net.layer1 = net._make_layer(block, width, 1)
+    net.layer2 = net._make_layer(block, 2 * width, 1, stride=2)
+    net.layer3 = net._make_layer(block, 4 * width, 1, stride=2)
+    net.layer4 = net._make_layer(block, 8 * width, 1, stride=2)
+    net.fc = nn.Linear(8 * width, num_classes)
+    for m in net.modules():  # torchvision's initialisation
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return net
+
+
 class ResNet(nn.Module):
     def __init__(self, depth: int, num_classes: int):
         super().__init__()
-        net = {18: tvm.resnet18, 34: tvm.resnet34, 50: tvm.resnet50}[depth](weights=None, num_classes=num_classes)
+        if depth == 0:
+            net = _tiny_resnet(num_classes)
+        else:
+            net = {18: tvm.resnet18, 34: tvm.resnet34, 50: tvm.resnet50}[depth](weights=None, num_classes=num_classes)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.avgpool, self.fc = net.avgpool, net.fc
@@ -130,6 +152,7 @@ class ShuffleNetV2(nn.Module):
 #: name -> constructor(num_classes); mdistiller's spellings for the same nets are aliases
 model_dict = {
     "resnet18": lambda num_classes: ResNet(18, num_classes),
+    "resnet_tiny": lambda num_classes: ResNet(0, num_classes),  # tests and smoke runs
     "resnet34": lambda num_classes: ResNet(34, num_classes),
     "resnet50": lambda num_classes: ResNet(50, num_classes),
     "mobilenetv2": MobileNetV2,

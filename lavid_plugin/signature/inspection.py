@@ -49,23 +49,46 @@ def summary(sig: LLMSignature, k: int = 5) -> str:
 
 
 def heatmap_png(sig: LLMSignature, path: str | Path, max_classes: int = 200) -> Path:
-    """Classes x questions: the chosen option (colour) shaded by its probability (the paper's Fig. 2)."""
-    from ..plots import pyplot, save_png
+    """Classes x questions (the paper's Fig. 2 overview): each cell's colour is the option the class
+    most likely chooses, its saturation that option's probability (white: unsure). Questions are
+    numbered from 1, as in ``lavid signature inspect``'s text; the figure grows with K and Q."""
+    from matplotlib.colors import LinearSegmentedColormap
+    from matplotlib.patches import Patch
+
+    from ..plots import MIN_FONT, number_ticks, pyplot, save_png, shorten, wrap
 
     plt = pyplot()
-    K = min(sig.num_classes, max_classes)
-    choice = torch.stack([sig.probs[:K, sig.question_slice(q)].argmax(1) for q in range(sig.num_questions)], 1)
-    conf = torch.stack([sig.probs[:K, sig.question_slice(q)].max(1).values for q in range(sig.num_questions)], 1)
+    K, Q = min(sig.num_classes, max_classes), sig.num_questions
+    choice = torch.stack([sig.probs[:K, sig.question_slice(q)].argmax(1) for q in range(Q)], 1)
+    conf = torch.stack([sig.probs[:K, sig.question_slice(q)].max(1).values for q in range(Q)], 1)
     cmap = plt.get_cmap("tab10")
     rgb = torch.tensor([cmap(int(c) % 10)[:3] for c in choice.flatten()]).view(K, -1, 3)
     img = rgb * conf.unsqueeze(-1) + (1 - conf.unsqueeze(-1))  # pale = unsure
-    fig, ax = plt.subplots(figsize=(max(6, sig.num_questions * 0.18), max(4, K * 0.06 + 1)))
+    names = [shorten(n) for n in sig.class_names[:K]]
+    label_w = max(len(n) for n in names) * 0.075 + 0.6
+    height = 1.8 + max(2.5, 0.17 * K)
+    fig, ax = plt.subplots(figsize=(label_w + max(4.5, 0.22 * Q) + 1.6, height))
     ax.imshow(img.numpy(), aspect="auto", interpolation="nearest")
-    ax.set_xlabel("question")
-    ax.set_ylabel("class")
-    if K <= 40:
-        ax.set_yticks(range(K), sig.class_names[:K], fontsize=6)
-    ax.set_title("chosen option (colour) and its probability (saturation)")
+    xt = number_ticks(Q)
+    ax.set_xticks(xt, [str(q + 1) for q in xt], fontsize=MIN_FONT)
+    yt = number_ticks(K, max_labels=250)
+    ax.set_yticks(yt, [names[k] for k in yt], fontsize=MIN_FONT)
+    ax.set_xlabel("question (numbered as in the text summary)", fontsize=9)
+    ax.set_ylabel("class", fontsize=9)
+    shown = "" if K == sig.num_classes else f" (first {K} of {sig.num_classes})"
+    model = sig.provenance.get("answering_model") or sig.provenance.get("source") or ""
+    ax.set_title(wrap(f"Signature{': ' + str(model) if model else ''}: {K} classes{shown} x {Q} questions. "
+                      f"Colour: the option each class most likely picks; saturation: its probability",
+                      max(60, int(12 * (label_w + max(4.5, 0.22 * Q))))), fontsize=9)
+    m = max(sig.option_counts)
+    handles = [Patch(color=cmap(o % 10), label=f"option {o + 1}") for o in range(min(m, 10))]
+    ax.legend(handles=handles, title="chosen option", fontsize=MIN_FONT, title_fontsize=MIN_FONT,
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    sat = LinearSegmentedColormap.from_list("saturation", [(1, 1, 1), (0.3, 0.3, 0.3)])
+    bar = fig.colorbar(plt.cm.ScalarMappable(cmap=sat, norm=plt.Normalize(1 / m, 1)), ax=ax, fraction=0.03,
+                       pad=0.02, location="right", anchor=(0.0, 0.0), shrink=min(0.5, 3.0 / height))
+    bar.set_label("probability of the chosen option", fontsize=MIN_FONT)
+    bar.ax.tick_params(labelsize=MIN_FONT)
     return save_png(fig, path)
 
 
@@ -108,9 +131,10 @@ def attribute_agreement(sig: LLMSignature, attributes: dict[str, list[int]]) -> 
 def question_png(sig: LLMSignature, question: int, path: str | Path, classes: Sequence[str] | None = None,
                  max_classes: int = 12) -> Path:
     """One question's option distribution for chosen classes (the paper's Fig. 2 view): a heatmap,
-    rows = classes, columns = options, each cell the probability. ``question`` is 1-based."""
+    rows = classes, columns = options, each cell the probability. ``question`` is 1-based, as in the
+    text summary; the figure grows with the number of classes and options."""
     from ..errors import LavidError
-    from ..plots import pyplot, save_png
+    from ..plots import MIN_FONT, pyplot, save_png, shorten, wrap
 
     plt = pyplot()
     if sig.provenance.get("kind") in ("embedding", "word_embedding"):
@@ -124,15 +148,21 @@ def question_png(sig: LLMSignature, question: int, path: str | Path, classes: Se
     rows = torch.stack([sig.probs[sig.class_names.index(n), sig.question_slice(question - 1)] for n in names])
     q = sig.questions[question - 1] if sig.questions else None
     options = list(q.options) if q else [str(i + 1) for i in range(rows.shape[1])]
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(options), 1.0 + 0.35 * len(names)))
+    labels = [f"{i + 1}. {shorten(o, 22)}" for i, o in enumerate(options)]
+    short = [shorten(n) for n in names]
+    label_w = max(len(n) for n in short) * 0.075 + 0.5
+    height = 2.2 + 0.34 * len(names)
+    fig, ax = plt.subplots(figsize=(label_w + 1.6 + 1.05 * len(options), height))
     im = ax.imshow(rows.numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
     for i in range(rows.shape[0]):
         for j in range(rows.shape[1]):
-            ax.text(j, i, f"{float(rows[i, j]):.2f}", ha="center", va="center", fontsize=7,
+            ax.text(j, i, f"{float(rows[i, j]):.2f}", ha="center", va="center", fontsize=MIN_FONT,
                     color="white" if rows[i, j] > 0.6 else "black")
-    ax.set_xticks(range(len(options)), [o if len(o) < 18 else o[:16] + "…" for o in options], rotation=30,
-                  ha="right", fontsize=7)
-    ax.set_yticks(range(len(names)), names, fontsize=7)
-    ax.set_title((f"Q{question}: {q.text}" if q else f"question {question}")[:90], fontsize=8)
-    fig.colorbar(im, ax=ax, fraction=0.04)
+    ax.set_xticks(range(len(options)), labels, rotation=30, ha="right", fontsize=MIN_FONT)
+    ax.set_yticks(range(len(names)), short, fontsize=MIN_FONT)
+    text = f"Question {question} of {sig.num_questions}" + (f": {q.text}" if q else "")
+    ax.set_title(wrap(text, max(40, int(10 * (label_w + 1.05 * len(options))))), fontsize=9)
+    bar = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.03, shrink=min(1.0, 5.0 / height), anchor=(0.0, 1.0))
+    bar.set_label("probability of the option", fontsize=MIN_FONT)
+    bar.ax.tick_params(labelsize=MIN_FONT)
     return save_png(fig, path)

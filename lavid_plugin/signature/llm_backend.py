@@ -127,7 +127,7 @@ class AnswerExtractor:
     def from_options(cls, opts, instantiator):
         """The extractor and its call options from an :class:`~.answerers.AnswerOptions`."""
         model, tok = load_causal_lm(opts.model, device=opts.device, device_map=opts.device_map,
-                                    trust_remote_code=opts.trust_remote_code)
+                                    trust_remote_code=opts.trust_remote_code, progress=opts.progress)
         ex = cls(model, tok, model_id=opts.model, template=opts.template or AUTHORS_ANSWER_TEMPLATE,
                  label_kind=opts.labels, use_chat_template=False if opts.plain else None, instantiator=instantiator)
         return ex, {"batch_size": opts.batch_size, "cache_dir": opts.shard_cache, "progress": opts.progress}
@@ -278,9 +278,9 @@ class _ShardCache:
 
 
 def load_causal_lm(model_id: str, *, device: str | None = None, device_map: str | None = None,
-                   trust_remote_code: bool = False):
+                   trust_remote_code: bool = False, progress: bool = True):
     """Model and tokenizer of a causal LM (see :func:`load_pretrained`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     return load_pretrained(AutoModelForCausalLM, AutoTokenizer, model_id, device=device, device_map=device_map,
-                           trust_remote_code=trust_remote_code)
+                           trust_remote_code=trust_remote_code, progress=progress)

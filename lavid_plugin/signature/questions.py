@@ -55,24 +55,38 @@ class ValidationIssue:
 
 @dataclass
 class ValidationReport:
+    """Every issue found. When no option count was asked for (``num_options``), a question whose count
+    differs from the file's most common one is listed (``option_count``) but is no problem: variable M
+    is allowed, and :meth:`format` says so once."""
     source: str
     issues: list[ValidationIssue] = field(default_factory=list)
+    variable_m_allowed: bool = False
+
+    @property
+    def problems(self) -> list[ValidationIssue]:
+        return [i for i in self.issues if not (self.variable_m_allowed and i.kind == "option_count")]
 
     @property
     def ok(self) -> bool:
-        return not self.issues
+        return not self.problems
 
     def by_kind(self, kind: str) -> list[ValidationIssue]:
         return [i for i in self.issues if i.kind == kind]
 
     def bad_indices(self) -> set[int]:
-        return {i.index for i in self.issues}
+        return {i.index for i in self.problems}
 
     def format(self) -> str:
-        if not self.issues:
-            return f"{self.source}: no problems found"
-        lines = [f"{self.source}: {len(self.issues)} problem(s)"]
-        lines += [f"  {self.source}:{i.line}: [{i.kind}] {i.message}" for i in self.issues]
+        problems, lines = self.problems, []
+        if len(problems) != len(self.issues):
+            counts = sorted({int(i.message.split(" has ")[1].split()[0]) for i in self.by_kind("option_count")})
+            lines.append(f"{self.source}: option counts vary ({len(self.by_kind('option_count'))} question(s) with "
+                         f"{counts} options beside the most common count): variable M is allowed; pass -m M "
+                         f"to require one count")
+        if not problems:
+            return "\n".join(lines + [f"{self.source}: no problems found"])
+        lines += [f"{self.source}: {len(problems)} problem(s)"]
+        lines += [f"  {self.source}:{i.line}: [{i.kind}] {i.message}" for i in problems]
         return "\n".join(lines)
 
 
@@ -212,13 +226,15 @@ def validate_questions(
     class_names: Sequence[str] = (),
     instantiator: Instantiator | None = None,
     source: str = "<questions>",
+    allow_variable_m: bool = False,
 ) -> ValidationReport:
     """Report questions that carry no information or would confuse the answering model.
 
-    ``num_options`` defaults to the most common option count in the file.
+    ``num_options`` defaults to the most common option count in the file; with ``allow_variable_m``
+    (and no ``num_options``) other counts are noted once, not counted as problems.
     """
     inst = instantiator or Instantiator()
-    report = ValidationReport(source)
+    report = ValidationReport(source, variable_m_allowed=allow_variable_m and num_options is None)
     if not questions:
         return report
     expected = num_options or Counter(q.num_options for q in questions).most_common(1)[0][0]
