@@ -226,8 +226,11 @@ def rank_marks(table: Grid) -> dict:
     return marks
 
 
-def to_markdown(table: Grid) -> str:
+def to_markdown(table: Grid, seeds: int | None = None) -> str:
+    """``seeds``: how many seeds each cell was asked for (default: the most any cell has); a cell with
+    fewer says so (``n=2/3``) instead of passing for a full one."""
     marks = rank_marks(table)
+    asked = seeds or max((len(v) for v in table.cells.values()), default=0)
     out = [f"**{table.title}**", "", "| method | " + " | ".join(c[0] for c in table.columns) + " |",
            "|---|" + "---:|" * len(table.columns)]
     for m in table.rows:
@@ -240,10 +243,13 @@ def to_markdown(table: Grid) -> str:
             mean, std = mean_std(v)
             text = f"{mean:.2f} ± {std:.2f}"
             mark = marks.get((m, j))
-            cells.append(f"**{text}**" if mark == "best" else f"<u>{text}</u>" if mark == "second" else text)
+            text = f"**{text}**" if mark == "best" else f"<u>{text}</u>" if mark == "second" else text
+            cells.append(text + (f" (n={len(v)}/{asked})" if len(v) < asked else ""))
         out.append(f"| {m} | " + " | ".join(cells) + " |")
-    seeds = sorted({len(v) for v in table.cells.values()})
-    out += ["", f"Seeds per cell: {', '.join(map(str, seeds))}. Bold: best mean in its column; underlined: second."]
+    counts = sorted({len(v) for v in table.cells.values()})
+    short = " Cells marked n=k/N have k of the N seeds asked (the grid is not finished)." if counts[0] < asked else ""
+    out += ["", f"Seeds per cell: {', '.join(map(str, counts))}. Bold: best mean in its column; underlined: second."
+            + short]
     return "\n".join(out) + "\n"
 
 
@@ -267,7 +273,7 @@ def refuse_unfinished(runs: list[Run], allow: bool) -> None:
 
 
 def report(paths, table: str, out: str | None = None, allow_unfinished: bool = False,
-           select=("final", "best_test_acc")) -> str:
+           select=("final", "best_test_acc"), seeds: int | None = None) -> str:
     key = str(table)
     if key not in TABLES:
         raise LavidError(f"--table must be one of {list(TABLES)}, got {table!r}")
@@ -285,7 +291,7 @@ def report(paths, table: str, out: str | None = None, allow_unfinished: bool = F
     md, csv_rows = [], []
     for which in select:
         t = build_grid(mine, spec, which)
-        md.append(to_markdown(t))
+        md.append(to_markdown(t, seeds))
         csv_rows += to_csv_rows(t, which)
     md.append(skipped_note(other, unknown))
     text = "\n".join(md)
@@ -384,6 +390,8 @@ def add_parser(sub) -> None:
                    help="the ablation plot's size in pixels")
     r.add_argument("--out", default=None, help="write OUT.md and OUT.csv (default: print the Markdown only)")
     r.add_argument("--allow-unfinished", action="store_true", help="use runs that stopped before SOLVER.EPOCHS")
+    r.add_argument("--seeds", type=int, default=None,
+                   help="seeds asked per cell: a cell with fewer finished runs is marked n=k/N (default: the most any cell has)")
     r.add_argument("--select", nargs="+", choices=list(SELECTIONS), default=["final", "best_test_acc"],
                    help="which epoch of each run, one table each (default: final, then best_test_acc)")
 
@@ -399,7 +407,7 @@ def add_parser(sub) -> None:
             text = report_ablation(a.runs, a.ablation, a.out, a.allow_unfinished, a.select[0], tuple(a.png_size))
             done = f"wrote {Path(a.out).with_suffix('.md')}, .csv and .png" if a.out else text
         else:
-            text = report(a.runs, a.table, a.out, a.allow_unfinished, a.select)
+            text = report(a.runs, a.table, a.out, a.allow_unfinished, a.select, a.seeds)
             done = f"wrote {Path(a.out).with_suffix('.md')} and {Path(a.out).with_suffix('.csv')}" if a.out else text
         print(done)
         return 0

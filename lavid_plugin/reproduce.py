@@ -17,12 +17,32 @@ import argparse
 import shlex
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import tables
 from .errors import LavidError
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Job:
+    """One node of a reproduction's plan: a teacher file to write (Stage 1 / 1b) or a training run,
+    with the jobs it waits for. ``state``: ``finished`` / ``partial`` / ``new`` for a run, ``stage1b``
+    for a file to write, ``blocked`` for a file that needs the user's LLM first."""
+    state: str
+    cmd: list
+    key: str  # unique: a run's folder, or the file a Stage 1 / 1b job writes
+    deps: list = field(default_factory=list)
+    run_dir: Path | None = None
+    label: str = ""  # the table cell or ablation point (lavid status groups seeds by it)
+    seed: int = 0
+    epochs: int = 0
+
+    @property
+    def kind(self) -> str:
+        return "run" if self.run_dir is not None else "file"
 
 
 def plan(table: str, datasets=None, students=None, methods=None) -> list[tuple[tables.Cell, bool]]:
@@ -124,18 +144,32 @@ def ablation_commands(args):
     folder = tables.folder_of(cfg.DATASET.TYPE, cfg.DATASET.GROUP)
     student = next((k for k, v in tables.STUDENTS.items() if v == cfg.DISTILLER.STUDENT), cfg.DISTILLER.STUDENT)
     prefix = Path(args.prefix)
-    for value in ab.values:
+    values = ab.values
+    if getattr(args, "values", None):
+        unknown = [v for v in args.values if v not in [str(x) for x in ab.values]]
+        if unknown:
+            raise LavidError(f"--values {unknown}: not points of --ablation {args.ablation} ({list(ab.values)})")
+        values = [x for x in ab.values if str(x) in args.values]
+    for value in values:
         step = ab.prepare(value, ROOT, folder)
         over = ab.overrides(value, folder)
+        deps = []
         if step:
-            yield "stage1b", [sys.executable, "-m", "lavid_plugin.cli", *step[1:]]
+            cmd = [sys.executable, "-m", "lavid_plugin.cli", *step[1:]]
+            yield Job("stage1b", cmd, key=cmd[-1])
+            deps = [cmd[-1]]
         elif args.ablation == "embedding" and value != "mcq" and not (ROOT / over[1]).is_file():
-            yield "stage1b", embed_command(f"emb_{value}", ["--cfg", str(path)], over[1])
+            cmd = embed_command(f"emb_{value}", ["--cfg", str(path)], over[1])
+            yield Job("stage1b", cmd, key=cmd[-1])
+            deps = [cmd[-1]]
         for seed in range(args.seeds):
             name = ab.name(value, seed, student)
             opts = over + ["EXPERIMENT.SEED", str(seed), "EXPERIMENT.NAME", name, "EXPERIMENT.TAG",
                            ab.tag(value, folder, student), "LOG.PREFIX", str(prefix), *(args.opts or [])]
-            yield train_command(path, prefix / cfg.EXPERIMENT.PROJECT / name, cfg.SOLVER.EPOCHS, opts)
+            run_dir = prefix / cfg.EXPERIMENT.PROJECT / name
+            state, cmd = train_command(path, run_dir, cfg.SOLVER.EPOCHS, opts)
+            yield Job(state, cmd, key=str(run_dir), deps=list(deps), run_dir=run_dir,
+                      label=ab.tag(value, folder, student), seed=seed, epochs=cfg.SOLVER.EPOCHS)
 
 
 def commands(args):
@@ -149,16 +183,24 @@ def commands(args):
             raise LavidError(f"missing config {path}: run scripts/make_configs.py")
         cfg = load_cfg(str(path))
         step = stage1b(cell, path)
-        if step and step[1][-1] not in banks:  # once per file, before the first run that reads it
-            banks.add(step[1][-1])
-            yield step
+        deps = []
+        if step:
+            deps.append(step[1][-1])
+            if step[1][-1] not in banks:  # once per file, before the first run that reads it
+                banks.add(step[1][-1])
+                yield Job(step[0], step[1], key=step[1][-1])
         for seed in ([0] if is_teacher else range(args.seeds)):
             name = path.stem if is_teacher else f"{path.stem}_seed{seed}"
             opts = ["EXPERIMENT.SEED", str(seed), "EXPERIMENT.NAME", name, "LOG.PREFIX", str(prefix)]
+            run_deps = list(deps)
             if cell.needs_visual_teacher:  # the teacher trained above, under the same prefix
                 teacher_run = prefix / cfg.EXPERIMENT.PROJECT / cell.teacher().name
                 opts += ["DISTILLER.TEACHER_CKPT", str(teacher_run / "student_best")]
-            yield train_command(path, prefix / cfg.EXPERIMENT.PROJECT / name, cfg.SOLVER.EPOCHS, opts)
+                run_deps.append(str(teacher_run))
+            run_dir = prefix / cfg.EXPERIMENT.PROJECT / name
+            state, cmd = train_command(path, run_dir, cfg.SOLVER.EPOCHS, opts)
+            yield Job(state, cmd, key=str(run_dir), deps=run_deps, run_dir=run_dir, label=cell.tag, seed=seed,
+                      epochs=cfg.SOLVER.EPOCHS)
 
 
 def main(argv=None) -> int:
@@ -175,7 +217,26 @@ def main(argv=None) -> int:
     p.add_argument("--prefix", default="./output", help="LOG.PREFIX of every run")
     p.add_argument("--base", help="--ablation: the LaViD config to vary (default configs/lavid/cub/res18.yaml)")
     p.add_argument("--opts", nargs="+", metavar="KEY VALUE", help="--ablation: overrides for every run")
-    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    p.add_argument("--values", nargs="+", metavar="V", help="--ablation: only these points of its axis")
+    p.add_argument("--dry-run", action="store_true", help="print the commands (or, with a launcher, the plan), run nothing")
+    g = p.add_argument_group("launchers (one plan, several executors)")
+    g.add_argument("--launcher", choices=("sequential", "local", "slurm"), default="sequential",
+                   help="sequential: one run after another here (the default); local: --jobs runs at once on this "
+                        "machine; slurm: one SLURM job per run through submitit (pip install 'lavid-plugin[cluster]')")
+    g.add_argument("--jobs", type=int, default=1, help="local: runs at once")
+    g.add_argument("--gpus", default="", help="local: the GPUs to share out, e.g. 0,1,2,3 (each run gets "
+                                               "--gpus-per-run of them); default: CUDA_VISIBLE_DEVICES or none")
+    g.add_argument("--gpus-per-run", type=int, default=1, help="GPUs per run (several: torchrun inside the job)")
+    g.add_argument("--cpus-per-run", type=int, default=8)
+    g.add_argument("--retries", type=int, default=1, help="a run that fails for a real reason is run again this often "
+                                                           "(preemption and time limits do not count)")
+    g.add_argument("--partition", default=None, help="slurm: the partition")
+    g.add_argument("--mem", default=None, help="slurm: memory per run, e.g. 64G")
+    g.add_argument("--time", type=int, default=24 * 60, help="slurm: time limit per job, minutes (a run that hits it is "
+                                                             "requeued and resumes)")
+    g.add_argument("--max-parallel", type=int, default=64, help="slurm: array throttle (runs of one array at once)")
+    g.add_argument("--slurm-opts", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="slurm: more sbatch options, e.g. account=myproj qos=high constraint=a100")
     args = p.parse_args(argv)
     try:
         if args.seeds < 1:
@@ -184,12 +245,21 @@ def main(argv=None) -> int:
     except LavidError as e:
         print(f"reproduce.py: error: {e}", file=sys.stderr)
         return 2
-    runs = [s for s, _ in todo if s not in ("stage1b", "blocked")]
+    runs = [j.state for j in todo if j.state not in ("stage1b", "blocked")]
     n_done = runs.count("finished")
     n_banks = len(todo) - len(runs)
     print(f"{f'Ablation {args.ablation}' if args.ablation else f'Table {args.table}'}: {len(runs)} runs, {n_done} finished, {len(runs) - n_done} to run"
           + (f"; {n_banks} teacher file(s) to write first (Stage 1 / 1b)" if n_banks else ""), flush=True)
-    for state, cmd in todo:
+    if args.launcher != "sequential":
+        from .launcher import launch
+
+        try:
+            return launch(args, todo)
+        except LavidError as e:
+            print(f"reproduce.py: error: {e}", file=sys.stderr)
+            return 2
+    for job in todo:
+        state, cmd = job.state, job.cmd
         line = shlex.join(cmd)
         if state == "finished":
             print(f"skip (finished): {line}")

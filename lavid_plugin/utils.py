@@ -135,9 +135,13 @@ def check_output_path(path, flag: str = "-o", *, folder: bool = False) -> None:
 
 
 def fault_point(name: str, step: int) -> None:
-    """Crash tests: ``LAVID_FAULT=<name>:<step>`` SIGKILLs the process here (no cleanup runs)."""
-    if os.environ.get("LAVID_FAULT") == f"{name}:{step}":
+    """Crash tests: ``LAVID_FAULT=<name>:<step>`` SIGKILLs the process here (no cleanup runs);
+    ``<name>:<step>:TERM`` sends SIGTERM instead (what SLURM sends on a preemption)."""
+    fault = os.environ.get("LAVID_FAULT", "")
+    if fault == f"{name}:{step}":
         os.kill(os.getpid(), signal.SIGKILL)
+    if fault == f"{name}:{step}:TERM":
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 # ------------------------------------------------------------------ logging

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ..report import add_parser as add_report
 
     add_report(sub)
+    from ..status import add_parser as add_status
+
+    add_status(sub)
     from ..gradcam import add_parser as add_gradcam
 
     add_gradcam(sub)

@@ -249,6 +249,10 @@ class Trainer:
             self.save(epoch, log, block)  # the checkpoint first, then the worklog line
             fault_point("before-worklog", epoch)
             append_text(self.log_path / "worklog.txt", block)
+            # seconds per epoch and processes, for the device-hours `lavid status` adds up (kept out of the worklog,
+            # which a resumed run must reproduce byte for byte)
+            append_text(self.log_path / "epoch_times.tsv",
+                        f"{epoch}\t{time.perf_counter() - t0:.1f}\t{self.world}\t{self.device.type}\n")
             self.log(lr, epoch, log, terms)
             if self.epoch_lines:
                 get_logger().info(f"epoch {epoch}/{self.cfg.SOLVER.EPOCHS}: train_loss {log['train_loss']:.4f} "
