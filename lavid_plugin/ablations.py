@@ -23,7 +23,9 @@ BASE = Cell("ablation", "cub", "res18", "lavid")
 TAG_PREFIX = "ablation-"
 #: Fig. 5's teacher LLMs (signature ``<name>_chat_50-5.safetensors``); signatures of that pattern found
 #: under ./signatures/<dataset>/ join the list
-TEACHER_LLMS = ("qwen2.5-7b", "llama3.1-8b", "qwen2.5-72b", "llama3-70b")
+#: Fig. 5's nine answering LLMs, spelled as the authors' released files are (<llm>_chat_50-5.json)
+TEACHER_LLMS = ("qwen2.5-0.5B", "qwen2.5-7b", "qwen2.5-72B", "llama_3.2-3b", "llama3.1-8b", "llama3.1-70b",
+                "gemma3-12b", "gemma3-27b", "mistral0.3-7b")
 #: Table 6's question generators: the authors' question files (chat = GPT-4o, gemini, chato3 = o3)
 GENERATORS = ("chat_50-5", "gemini_70-5", "chato3_50")
 
@@ -72,15 +74,16 @@ class Ablation:
 
 ABLATIONS = {
     "lambda": Ablation("lambda", "LaViD weight lambda (Fig. A / Table A)", "lambda", tuple(range(10, 101, 10)), "line"),
-    "questions": Ablation("questions", "number of questions Q, M = 5 (Fig. 6)", "questions Q", (20, 30, 40, 50, 70, 80),
-                          "line"),
+    "questions": Ablation("questions", "number of questions Q, M = 5 (Fig. 6)", "questions Q",
+                          (20, 30, 40, 50, 60, 70, 80), "line"),
     "options": Ablation("options", "number of options M, Q = 50 (Fig. 7)", "options M", (2, 3, 4, 5, 6, 7, 9), "line"),
     "teachers": Ablation("teachers", "teacher LLM (Fig. 5)", "teacher LLM", TEACHER_LLMS, "bar"),
     "generators": Ablation("generators", "question generator (Table 6)", "question file", GENERATORS, "bar"),
     "embedding": Ablation("embedding", "LLM answers vs class-name embeddings (Table 5)", "target",
                           ("mcq", "minilm", "bert"), "bar"),
+    # 2 of 50: the paper's point, the questions under 5 % of the entropy ranking
     "entropy": Ablation("entropy", "removing the lowest-entropy questions (Fig. 4)", "questions dropped",
-                        (0, 5, 10, 15, 20, 25), "line"),
+                        (0, 2, 5, 10, 15, 20, 25), "line"),
 }
 
 

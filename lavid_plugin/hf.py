@@ -65,6 +65,30 @@ def check_model_source(name: str, *, trust_remote_code: bool = False) -> None:
                              f"pass --trust-remote-code only if you trust that code")
 
 
+def answer_token_ids(tokenizer, labels: Sequence[str], how: str = "token") -> list[int]:
+    """Token ids of answer words such as Yes/No. ``token`` (the authors' way): the vocabulary entry
+    spelled exactly as the word, ``convert_tokens_to_ids("Yes")`` (on a Llama tokenizer not the
+    word-start ``▁Yes`` that ``encode`` gives); ``encode``: the single token the text encodes to."""
+    if how == "encode":
+        return resolve_label_token_ids(tokenizer, labels, what="answer label",
+                                       hint="pass other single-token labels with --labels")
+    if how != "token":
+        raise LavidError(f"--label-ids must be token or encode, got {how!r}")
+    name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+    unk = getattr(tokenizer, "unk_token_id", None)
+    ids = []
+    for lab in labels:
+        tid = tokenizer.convert_tokens_to_ids(lab)
+        if not isinstance(tid, int) or tid is None or tid == unk:
+            raise LavidError(f"answer label {lab!r} is not a single token of tokenizer {name!r} (no vocabulary entry "
+                             f"spelled {lab!r}); use --label-ids encode (the token the text encodes to) or other "
+                             f"--labels")
+        ids.append(tid)
+    if len(set(ids)) != len(ids):
+        raise LavidError(f"answer labels {list(labels)} map to repeated token ids {ids} in tokenizer {name!r}")
+    return ids
+
+
 def resolve_label_token_ids(tokenizer, labels: Sequence[str], *, what: str = "option label",
                             hint: str = "use fewer options or --labels letter") -> list[int]:
     """Each label must be exactly one token of this tokenizer; otherwise one clear error."""

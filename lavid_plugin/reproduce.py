@@ -93,7 +93,9 @@ def stage1b(cell: tables.Cell, path: Path):
     questions = str(Path(bank).parent / tables.ASPECT_QUESTIONS)
     if not (ROOT / questions).is_file():
         return "blocked", lavid + ["aspect-questions", *cfg, "--model", "YOUR_LLM", "-o", questions]
-    return "stage1b", lavid + ["aspects", *cfg, "--model", NATIVE_ASPECT_MODEL, "--questions", questions, "-o", bank]
+    # --chat: InternVL is a chat model, asked through its processor's chat template (not LLaVA's USER:/ASSISTANT:)
+    return "stage1b", lavid + ["aspects", *cfg, "--model", NATIVE_ASPECT_MODEL, "--chat", "--questions", questions,
+                               "-o", bank]
 
 
 def train_command(config: Path, run_dir: Path, epochs: int, opts: list) -> tuple[str, list]:

@@ -43,7 +43,11 @@ def test_every_ablation_plans_its_points_and_what_they_read(tmp_path):
         runs = [x for x in lines if "tools/train.py" in x]
         assert len(runs) >= 2 * len(ab.values), name
     entropy = dry_run("--ablation", "entropy", "--seeds", "1", "--prefix", str(tmp_path))
-    assert sum("signature prune" in x and "--drop-lowest-entropy" in x for x in entropy) == 5  # 0 reads the base
+    # 0 reads the base; 2 of 50 is the paper's point (the questions under 5 %)
+    assert sum("signature prune" in x and "--drop-lowest-entropy" in x for x in entropy) == 6
+    assert any("--drop-lowest-entropy 2 " in x for x in entropy)
+    questions = dry_run("--ablation", "questions", "--seeds", "1", "--prefix", str(tmp_path))
+    assert any("qwen2.5-7b_chat_60-5.safetensors" in x for x in questions)  # Fig. 6's Q = 60
 
 
 def _fake_run(prefix, name, value, seed, acc, epochs=3):

@@ -3,6 +3,7 @@
 A tiny random LLaVA (CLIP vision tower + Llama, built from configs) and a processor assembled here;
 images are a CUB-layout tree. Nothing downloads."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -382,3 +383,78 @@ def test_the_docs_cpu_example_runs_as_written_on_the_demo_data(tmp_path, monkeyp
         assert args[0] == "lavid" and lavid(args[1:]) == 0, line
     assert SampleBank.load(tmp_path / "aspects.safetensors").tensors()["p_yes"].shape == (12, 6)
     assert sorted(SampleBank.load(tmp_path / "features.safetensors").names) == ["last-1", "last-2", "mean-1", "mean-2"]
+
+
+def test_yes_no_ids_are_the_authors_convert_tokens_to_ids_not_the_word_start_token():
+    """On a Llama-style tokenizer "Yes" encodes to the word-start token "▁Yes"; the authors read the logit
+    of convert_tokens_to_ids("Yes"), the token spelled exactly "Yes". That is the default; encode stays
+    an option, and the provenance says which."""
+    from tokenizers import Tokenizer, decoders, pre_tokenizers
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    from lavid_plugin.hf import answer_token_ids
+
+    vocab = {"<unk>": 0, "▁Yes": 1, "▁No": 2, "Yes": 3, "No": 4, "▁Is": 5, "▁it": 6, "?": 7}
+    tk = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tk.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>")
+    assert tok.encode("Yes", add_special_tokens=False) == [1]  # the word-start token
+    assert answer_token_ids(tok, ["Yes", "No"]) == [tok.convert_tokens_to_ids("Yes"), tok.convert_tokens_to_ids("No")] \
+        == [3, 4]
+    assert answer_token_ids(tok, ["Yes", "No"], "encode") == [1, 2]
+    with pytest.raises(LavidError, match="'Maybe' is not a single token"):
+        answer_token_ids(tok, ["Maybe", "No"])
+
+
+def test_aspect_banks_record_how_yes_and_no_became_ids(cub, teacher):
+    images = training_images(_cfg(cub))
+    job = aspect_job(teacher, ASPECTS, PAPER_ASPECT_TEMPLATE)
+    assert job.provenance["label_ids"] == "token"
+    assert job.provenance["label_token_ids"] == [teacher.tokenizer.convert_tokens_to_ids(w) for w in ("Yes", "No")]
+    assert len(images) == 6
+
+
+def _released_flowers(tmp_path, drop=None):
+    """A fake Flowers tree and a bank file in the authors' internvl2_img.json format: keyed by image file
+    name, 50 P(Yes) each, with rows of images outside the training split too."""
+    from fake_trees import write_flowers
+
+    write_flowers(tmp_path / "flowers")
+    g = torch.Generator().manual_seed(0)
+    rows = {f"image_{i:05d}.jpg": torch.rand(50, generator=g).tolist() for i in range(1, 13) if i != drop}
+    (tmp_path / "internvl2_img.json").write_text(json.dumps(rows, indent=4))
+    return rows
+
+
+def test_the_authors_released_aspect_bank_imports_and_trains_makd(tmp_path, capsys):
+    from lavid_plugin.cli import main as lavid
+    from lavid_plugin.engine.launch import train
+
+    rows = _released_flowers(tmp_path)
+    opts = ["DATASET.TYPE", "flowers", "DATASET.ROOT", str(tmp_path / "flowers"), "DATASET.IMAGE_SIZE", "32",
+            "DATASET.NUM_WORKERS", "0"]
+    assert lavid(["teacher", "import", str(tmp_path / "internvl2_img.json"), "--cfg", "", "--opts", *opts,
+                  "-o", str(tmp_path / "bank.safetensors")]) == 0
+    assert "6 images x 50 aspects" in capsys.readouterr().out  # train + val of the fake split; 6 rows left out
+    bank = SampleBank.load(tmp_path / "bank.safetensors")
+    for sid, row in zip(bank.sample_ids, bank.p_yes):
+        assert torch.allclose(row, torch.tensor(rows[Path(sid).name]))  # aligned by image, not by position
+    assert bank.provenance["source"] == "released" and bank.provenance["rows_in_file"] == 12
+    cfg = load_cfg(None, [*opts, "DISTILLER.TYPE", "MAKD", "MAKD.BANK", str(tmp_path / "bank.safetensors"),
+                          "DISTILLER.STUDENT", "resnet_tiny", "SOLVER.EPOCHS", "1", "SOLVER.BATCH_SIZE", "3",
+                          "LOG.PREFIX", str(tmp_path / "out"), "EXPERIMENT.NAME", "makd"])
+    trainer = train(cfg, progress=False)
+    assert "loss_feat" in (trainer.log_path / "worklog.txt").read_text()
+
+
+def test_a_released_bank_missing_a_training_image_is_refused_naming_it(tmp_path, capsys):
+    from lavid_plugin.cli import main as lavid
+
+    _released_flowers(tmp_path, drop=5)  # image 5 is in the training split (trnid)
+    assert lavid(["teacher", "import", str(tmp_path / "internvl2_img.json"), "--cfg", "", "--opts", "DATASET.TYPE",
+                  "flowers", "DATASET.ROOT", str(tmp_path / "flowers"), "-o", str(tmp_path / "bank.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "image_00005.jpg" in err and "no row for 1 of the 6 training images" in err
+    assert not (tmp_path / "bank.safetensors").exists()

@@ -101,9 +101,9 @@ def _add_file_commands(ss) -> None:
     r = ss.add_parser("prune", help="drop the lowest-entropy questions of a signature (Fig. 4)")
     r.add_argument("signature")
     r.add_argument("--drop-lowest-entropy", type=int, required=True, metavar="N")
-    r.add_argument("--entropy", choices=["marginal", "mean"], default="marginal",
-                   help="marginal: of the class-averaged answer distribution (uninformative questions); "
-                        "mean: of each class's own answers (confident questions)")
+    r.add_argument("--entropy", choices=["marginal", "mean"], default="mean",
+                   help="mean (the paper's E_c[H(p_q^(c))]): of each class's own answers (confident questions); "
+                        "marginal: of the class-averaged answer distribution (uninformative questions)")
     r.add_argument("-o", "--output", required=True)
     r.set_defaults(func=cmd_prune)
 

@@ -40,6 +40,13 @@ def add_parser(sub) -> None:
                    f"{CHAT_FEATURE_TEMPLATE!r})")
     f.set_defaults(func=cmd_features)
 
+    r = ss.add_parser("import", help="the authors' released per-image aspect bank (internvl2_img.json) -> a bank file")
+    r.add_argument("file", help="their JSON or JSONL: {image name: [P(Yes) per aspect question]}")
+    r.add_argument("--cfg", required=True, help="the training config whose training images the bank must cover")
+    r.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE", help="config overrides")
+    r.add_argument("-o", "--output", required=True, help="bank file (.safetensors) for MAKD.BANK")
+    r.set_defaults(func=cmd_import)
+
     a = ss.add_parser("aspects", help="MaKD's targets: P(Yes) per training image and aspect question")
     _common(a, None, f"image-text-to-text model (the paper: {PAPER_ASPECT_MODEL}; transformers' native InternVL "
                      f"classes load its '-hf' conversions, the original repository needs --trust-remote-code)")
@@ -48,12 +55,15 @@ def add_parser(sub) -> None:
                    f"(default: the authors' {PAPER_ASPECT_TEMPLATE!r}; with --chat {CHAT_ASPECT_TEMPLATE!r})")
     a.add_argument("--labels", nargs=2, default=["Yes", "No"], metavar=("YES", "NO"),
                    help="the answer tokens; P(YES) = softmax over their next-token logits (default: Yes No)")
+    a.add_argument("--label-ids", choices=("token", "encode"), default="token",
+                   help="token (the authors'): the vocabulary entry spelled as the label, convert_tokens_to_ids('Yes'); "
+                        "encode: the single token the label's text encodes to (a Llama tokenizer gives '▁Yes')")
     a.set_defaults(func=cmd_aspects)
 
     g = ss.add_parser("aspect-questions", help="generate MaKD's aspect questions for a dataset with an LLM")
     g.add_argument("--classes", help="class list (JSON list or one name per line)")
     g.add_argument("--cfg", help="...or the training config whose class names to use")
-    g.add_argument("-n", "--num-questions", type=int, default=20)
+    g.add_argument("-n", "--num-questions", type=int, default=50, help="aspect questions (the authors' banks hold 50)")
     g.add_argument("--description", help="what the images show, e.g. 'photographs of birds'")
     g.add_argument("--backend", choices=["hf", "openai"], default="openai",
                    help="as lavid signature questions: a local HF chat model or an OpenAI-compatible endpoint")
@@ -89,6 +99,20 @@ def _teacher(args):
     return VLMTeacher(model, processor, model_id=args.model, chat=args.chat)
 
 
+def cmd_import(args) -> int:
+    from ..image_teacher.released import import_released_bank
+    from ..utils import check_output_path
+
+    check_output_path(args.output)
+    images = _images(args)
+    bank = import_released_bank(args.file, images.sample_ids, images.description)
+    bank.save(args.output)
+    prov = bank.provenance
+    print(f"wrote {args.output}: {len(bank)} images x {bank.p_yes.shape[1]} aspects (p_yes) from {args.file} "
+          f"({prov['rows_in_file'] - prov['rows_used']} of its rows are not training images of this config)")
+    return 0
+
+
 def _images(args):
     from ..config import load_cfg
 
@@ -122,7 +146,8 @@ def cmd_aspects(args) -> int:
     images = _images(args)
     teacher = _teacher(args)
     template = args.template or (CHAT_ASPECT_TEMPLATE if args.chat else PAPER_ASPECT_TEMPLATE)
-    return _run(args, teacher, images, aspect_job(teacher, questions, template, tuple(args.labels)))
+    return _run(args, teacher, images, aspect_job(teacher, questions, template, tuple(args.labels),
+                                                  label_ids=args.label_ids))
 
 
 def _class_names(args) -> list[str]:

@@ -1,5 +1,6 @@
 """Optimizer and learning-rate schedule from ``SOLVER``: SGD with mdistiller's step decay (the default,
-the paper's CNN recipe), or AdamW and/or a cosine schedule with linear warm-up (Table 2's transformers).
+the paper's CNN recipe), or AdamW and/or a cosine schedule with linear warm-up (Table 2's transformers as the
+paper describes them; the authors' code runs ViT-B/16 with the step schedule, CLIP with cosine).
 
 The learning rate is set once per epoch (mdistiller's convention; epochs count from 1):
 

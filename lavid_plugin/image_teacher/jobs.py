@@ -71,14 +71,15 @@ def feature_job(teacher: VLMTeacher, images: TeacherImages, layers: Sequence[int
 
 
 def aspect_job(teacher: VLMTeacher, questions: Sequence[str], template: str, labels=("Yes", "No"), *,
-               shared_prefix: bool = True) -> Job:
-    from ..hf import resolve_label_token_ids
+               shared_prefix: bool = True, label_ids: str = "token") -> Job:
+    """P(Yes) per (image, question). ``label_ids``: how Yes/No become token ids (see
+    :func:`lavid_plugin.hf.answer_token_ids`; ``token`` is the authors' way), recorded in the provenance."""
+    from ..hf import answer_token_ids
 
     questions = [q.strip() for q in questions]
     if not questions or any(not q for q in questions):
         raise LavidError("the aspect question list is empty or has an empty line")
-    ids = resolve_label_token_ids(teacher.tokenizer, list(labels), what="answer label",
-                                  hint="pass other single-token labels with --labels")
+    ids = answer_token_ids(teacher.tokenizer, list(labels), label_ids)
     texts = [teacher.render(template, question=q) for q in questions]
 
     def run(imgs, prompts):
@@ -92,7 +93,8 @@ def aspect_job(teacher: VLMTeacher, questions: Sequence[str], template: str, lab
         return {"p_yes": teacher.yes_probability_shared(img, split[0], split[1], ids, batch_size)}
 
     return Job("aspects", lambda i: list(texts), run,
-               {"template": template, "questions": questions, "labels": list(labels), "label_token_ids": ids},
+               {"template": template, "questions": questions, "labels": list(labels), "label_token_ids": ids,
+                "label_ids": label_ids},
                run_image if split is not None else None)
 
 

@@ -71,12 +71,12 @@ def class_name_signature(class_names: Sequence[str], model: str = "minilm", *, p
     return LLMSignature(class_names, vectors, [0, vectors.shape[1]], provenance=prov, source=f"{model} embedding")
 
 
-def drop_lowest_entropy(sig: LLMSignature, n: int, *, entropy: str = "marginal") -> LLMSignature:
+def drop_lowest_entropy(sig: LLMSignature, n: int, *, entropy: str = "mean") -> LLMSignature:
     """A smaller signature without the ``n`` questions of lowest entropy (Fig. 4).
 
-    ``marginal``: the entropy of the question's option distribution averaged over classes (low: every
-    class gets the same answer, so the question tells classes apart poorly); ``mean``: the mean over
-    classes of each class's own answer entropy (low: confident answers)."""
+    ``mean`` (the paper's score, E_c[H(p_q^(c))]): the mean over classes of each class's own answer
+    entropy (low: confident answers); ``marginal``: the entropy of the question's option distribution
+    averaged over classes (low: every class gets the same answer)."""
     if sig.provenance.get("kind") in ("embedding", "word_embedding"):
         raise LavidError("an embedding signature has no questions to drop")
     if not 0 <= n < sig.num_questions:
