@@ -33,6 +33,7 @@ SELECTIONS = {
     "best_test_acc": "best epoch (selected on the test set, as mdistiller's 'best')",
     "best_val_loss": "epoch of the lowest validation loss, checked every LOG.EVAL_FREQ epochs (the authors' "
                      "protocol; the validation set is the test set, for Waterbirds split 1)",
+    "config": "the epoch each run's own config selects (LOG.SELECT)",
 }
 
 
@@ -50,6 +51,9 @@ class Run:
 
     def metrics(self, which: str) -> dict:
         """The values of the epoch ``which`` selects (:data:`SELECTIONS`)."""
+        if which == "config":
+            which = str(self.config.get("LOG.SELECT", "best_test_acc"))
+            which = which if which in SELECTIONS and which != "config" else "best_test_acc"
         if which == "final":
             return self.epochs[-1]
         if which == "best_test_acc":
@@ -180,6 +184,14 @@ def grid_columns(table: Table, runs: list[Run]) -> list[tuple]:
     return out
 
 
+def selection_label(which: str, runs: list[Run]) -> str:
+    """How a table says which epoch it reports; ``config`` names the runs' own LOG.SELECT."""
+    if which != "config":
+        return SELECTIONS[which]
+    chosen = sorted({str(r.config.get("LOG.SELECT", "best_test_acc")) for r in runs})
+    return "; ".join(f"LOG.SELECT {c}: {SELECTIONS.get(c, c)}" for c in chosen)
+
+
 def build_grid(runs: list[Run], table: Table, which: str) -> Grid:
     """``runs``: the table's own (their cells name it). Rows keep the table's method order."""
     columns = grid_columns(table, runs)
@@ -192,7 +204,7 @@ def build_grid(runs: list[Run], table: Table, which: str) -> Grid:
                 if key not in values:
                     raise LavidError(f"{r.path / 'worklog.txt'}: no {key} in epoch {values.get('epoch')}")
                 cells.setdefault((r.cell.method, j), []).append(values[key])
-    label = SELECTIONS[which]
+    label = selection_label(which, runs)
     return Grid(f"Table {table.key}: top-1 accuracy (%), {label}, mean ± std over seeds", columns, rows, cells)
 
 
@@ -273,7 +285,7 @@ def refuse_unfinished(runs: list[Run], allow: bool) -> None:
 
 
 def report(paths, table: str, out: str | None = None, allow_unfinished: bool = False,
-           select=("final", "best_test_acc"), seeds: int | None = None) -> str:
+           select=("final", "config"), seeds: int | None = None) -> str:
     key = str(table)
     if key not in TABLES:
         raise LavidError(f"--table must be one of {list(TABLES)}, got {table!r}")
@@ -392,7 +404,7 @@ def add_parser(sub) -> None:
     r.add_argument("--allow-unfinished", action="store_true", help="use runs that stopped before SOLVER.EPOCHS")
     r.add_argument("--seeds", type=int, default=None,
                    help="seeds asked per cell: a cell with fewer finished runs is marked n=k/N (default: the most any cell has)")
-    r.add_argument("--select", nargs="+", choices=list(SELECTIONS), default=["final", "best_test_acc"],
+    r.add_argument("--select", nargs="+", choices=list(SELECTIONS), default=["final", "config"],
                    help="which epoch of each run, one table each (default: final, then best_test_acc)")
 
     def run(a):

@@ -52,7 +52,8 @@ def runs(tmp_path):
 
 
 def test_table1_markdown_and_csv(runs, tmp_path, capsys):
-    assert lavid(["report", str(runs), "--table", "1", "--out", str(tmp_path / "t1")]) == 0
+    assert lavid(["report", str(runs), "--table", "1", "--out", str(tmp_path / "t1"), "--select", "final",
+                  "best_test_acc"]) == 0
     md = (tmp_path / "t1.md").read_text()
     final, best = md.split("**Table 1: top-1 accuracy (%), best epoch")
     assert "final epoch, mean ± std over seeds" in final
@@ -74,7 +75,8 @@ def test_table4_waterbirds_groups(tmp_path):
     for cfg, worst in (("waterbirds/res18_vanilla.yaml", 40.0), ("waterbirds/res18.yaml", 60.0)):
         for seed in range(3):
             write_run(tmp_path / "out", cfg, seed, [{"test_acc": 80.0, "test_acc_avg_group": 70.0 + seed,
-                                                     "test_acc_best_group": 95.0, "test_acc_worst_group": worst}])
+                                                     "test_acc_best_group": 95.0, "test_acc_worst_group": worst,
+                                                     "test_loss": 1.0}])
     md = __import__("lavid_plugin.report", fromlist=["report"]).report([tmp_path / "out"], 4)
     assert "| method | res18 Overall | res18 Group mean | res18 Best group | res18 Worst group |" in md
     # equal means share the mark
@@ -83,7 +85,7 @@ def test_table4_waterbirds_groups(tmp_path):
 
 
 def test_unfinished_runs_are_refused_unless_allowed(tmp_path):
-    write_run(tmp_path / "out", "cub/res18.yaml", 0, [{"test_acc": 1.0}], final_extra=False)
+    write_run(tmp_path / "out", "cub/res18.yaml", 0, [{"test_acc": 1.0, "test_loss": 2.0}], final_extra=False)
     with pytest.raises(LavidError, match="not finished"):
         __import__("lavid_plugin.report", fromlist=["report"]).report([tmp_path / "out"], 1)
     md = __import__("lavid_plugin.report", fromlist=["report"]).report([tmp_path / "out"], 1, allow_unfinished=True)
@@ -125,3 +127,18 @@ def test_select_best_val_loss_follows_the_runs_eval_freq(tmp_path):
     first, second = md.split("**Table 1")[1:3]
     assert "lowest validation loss" in first and "| lavid | **40.00 ± 0.00** |" in first  # epochs 3 and 4 checked
     assert "final epoch" in second
+
+
+def test_by_default_the_report_prints_the_final_epoch_and_each_configs_own_selection(tmp_path, capsys):
+    """The paper-table configs select as the authors did (lowest validation loss, every 5 epochs): the default
+    report shows the final epoch and that selection, labelled, not mdistiller's best-on-test."""
+    epochs = [{"test_acc": 40.0 + e, "test_loss": 2.0 - 0.1 * e} for e in range(1, 11)]
+    epochs[4]["test_loss"] = 0.1  # epoch 5: the lowest validation loss at a checked epoch
+    epochs[6]["test_loss"] = 0.05  # epoch 7: lower, but not a checked epoch (every 5)
+    epochs[2]["test_acc"] = 99.0  # epoch 3: the best test accuracy, which the authors' rule does not pick
+    write_run(tmp_path / "out", "cub/res18.yaml", 0, epochs)
+    assert load_cfg(str(CONFIGS / "cub/res18.yaml")).LOG.SELECT == "best_val_loss"
+    assert lavid(["report", str(tmp_path / "out"), "--table", "1"]) == 0
+    final, chosen = capsys.readouterr().out.split("**Table 1: top-1 accuracy (%), LOG.SELECT best_val_loss")
+    assert "final epoch" in final and "50.00 ± 0.00" in final
+    assert "lowest validation loss" in chosen and "45.00 ± 0.00" in chosen and "99.00" not in chosen
