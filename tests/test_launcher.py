@@ -80,6 +80,18 @@ def _local_args(prefix, jobs=2):
     return argparse.Namespace(jobs=jobs, gpus="", gpus_per_run=1, retries=1, prefix=str(prefix))
 
 
+def test_local_gives_each_of_two_runs_one_of_two_cores(tmp_path, monkeypatch):
+    import lavid_plugin.launcher as launcher
+
+    seen = []
+    monkeypatch.setattr(launcher.os, "cpu_count", lambda: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(launcher, "run_one_local", lambda job, **kw: seen.append(kw["env"]["OMP_NUM_THREADS"]) or (True, ""))
+    jobs = [Job("new", ["x"], key=k) for k in ("a", "b")]
+    assert run_local(_local_args(tmp_path), jobs, StateBook(tmp_path)) == 0
+    assert seen == ["1", "1"]
+
+
 @pytest.fixture(scope="module")
 def demo_tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("launch")
@@ -91,9 +103,20 @@ def demo_tree(tmp_path_factory):
 
 
 def test_local_runs_two_at_a_time_and_a_preempted_run_resumes_to_the_same_weights(demo_tree, tmp_path, monkeypatch):
+    from lavid_plugin.cli.train import train_main
+
     data = ["DATASET.ROOT", str(demo_tree / "birds"), "LAVID.SIGNATURE", str(demo_tree / "sig.safetensors")]
     straight = _tiny_ablation(tmp_path / "straight", *data)
-    assert run_local(_local_args(tmp_path / "straight"), straight, StateBook(tmp_path / "straight")) == 0
+    # the uninterrupted runs, in this process with the one thread each of the two local runs gets
+    # (OMP_NUM_THREADS = 2 cores / 2 jobs): the same kernels, so the same numbers
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.chdir(ROOT)
+    try:
+        for j in straight:
+            assert train_main([str(a) for a in j.cmd[2:]] + ["-q"]) == 0
+    finally:
+        torch.set_num_threads(threads)
     monkeypatch.setenv("LAVID_FAULT", "before-worklog:1:TERM")  # every run is preempted once, mid-run
     jobs = _tiny_ablation(tmp_path / "pre", *data)
     assert len(jobs) == 4 and all(j.state == "new" for j in jobs)
