@@ -48,7 +48,8 @@ def test_every_table_cell_has_its_config():
     for d in ("cub", "caltech101", "flowers", "aircraft", "pets", "cars"):
         assert {f"{d}/{s}{m}.yaml" for s in ("vit_b16", "clip_b16") for m in ("", "_vanilla")} <= names  # Table 2
         assert {f"{d}/res18_emb_minilm.yaml", f"{d}/res18_emb_bert.yaml"} <= names  # Table 5 (its LaViD row: Table 1's)
-    assert len(CONFIGS) == 6 * (3 * 11 + 1) + (3 * 6 + 1) + 9 * 2 + 6 * 3 * 2 * 6 + 6 * 2 * 2 + 6 * 2
+    # Table 2: ViT-B/16 under the paper's and the authors' code's schedules, and CLIP (x vanilla / LaViD)
+    assert len(CONFIGS) == 6 * (3 * 11 + 1) + (3 * 6 + 1) + 9 * 2 + 6 * 3 * 2 * 6 + 6 * 3 * 2 + 6 * 2
 
 
 def test_each_config_merges_and_is_its_cells_data():
@@ -71,7 +72,7 @@ def test_each_config_merges_and_is_its_cells_data():
         elif cell.student in tables.STUDENT_RECIPES:  # Table 2's transformers
             recipe = tables.STUDENT_RECIPES[cell.student]["SOLVER"]
             assert all(cfg.SOLVER[k] == v for k, v in recipe.items()), rel
-            assert cfg.SOLVER.SCHEDULER == "cosine", rel
+            assert cfg.SOLVER.SCHEDULER == ("step" if cell.student == "vit_b16_authors" else "cosine"), rel
         else:  # the paper's fine-grained recipe
             assert (cfg.SOLVER.EPOCHS, cfg.SOLVER.BATCH_SIZE, cfg.SOLVER.LR, list(cfg.SOLVER.LR_DECAY_STAGES),
                     cfg.SOLVER.WEIGHT_DECAY) == (240, 16, 0.01, [150, 180, 210], 0.0005), rel
@@ -205,3 +206,14 @@ def test_a_run_saved_with_the_old_key_resumes_without_a_reported_change(tmp_path
     (tmp_path / "config.yaml").write_text(cfg.dump().replace("BASE_WEIGHT: 1.0", "CE_WEIGHT: 0.5"))
     with pytest.raises(LavidError, match="LAVID.LOSS.BASE_WEIGHT: 0.5 -> 1.0"):
         check_resume(tmp_path, cfg.dump(), {})
+
+
+def test_table_2_has_vit_b16_under_both_schedules():
+    """The paper's cosine (vit_b16.yaml) and the authors' code's MultiStepLR at 150/180/210 (vit_b16_authors.yaml)."""
+    for d in tables.FINE_GRAINED:
+        paper = load_cfg(str(CONFIG_DIR / d / "vit_b16.yaml"))
+        code = load_cfg(str(CONFIG_DIR / d / "vit_b16_authors.yaml"))
+        assert paper.SOLVER.SCHEDULER == "cosine" and code.SOLVER.SCHEDULER == "step"
+        assert list(code.SOLVER.LR_DECAY_STAGES) == [150, 180, 210] and code.SOLVER.EPOCHS == paper.SOLVER.EPOCHS == 500
+        assert paper.DISTILLER.STUDENT == code.DISTILLER.STUDENT == "vit_b16"
+        assert paper.LOG.SELECT == "best_val_loss" and paper.LOG.EVAL_FREQ == 5  # the authors' checkpoint rule

@@ -167,7 +167,7 @@ model_dict.update(CONTEXT_MODELS)
 
 #: short student names (config file names, report columns) -> model name (``DISTILLER.STUDENT``)
 STUDENTS = {"res18": "resnet18", "mv2": "mobilenetv2", "shuv2": "shufflenetv2", "res50": "resnet50",
-            "vit_b16": "vit_b16", "clip_b16": "clip_b16"}
+            "vit_b16": "vit_b16", "vit_b16_authors": "vit_b16", "clip_b16": "clip_b16"}
 #: mdistiller's spellings, and the short names
 ALIASES = {"ResNet18": "resnet18", "ResNet34": "resnet34", "ResNet50": "resnet50", "MobileNetV2": "mobilenetv2",
            "ShuffleV2": "shufflenetv2", **STUDENTS}
