@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .errors import LavidError
 from .tables import TABLES, TEACHER_TABLE, Cell, Table, cell_from_tag, column_of
-from .utils import atomic_write_text
+from .utils import atomic_write_text, flatten
 
 #: ``--select``: which epoch of each run a table reports, and how the table says so
 SELECTIONS = {
@@ -89,13 +89,6 @@ def _read(path: Path) -> str:
                          f"out of the folders you report on") from None
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
 def load_run(folder: Path) -> Run:
     import yaml
 
@@ -107,7 +100,7 @@ def load_run(folder: Path) -> Run:
         tag = str(cfg["EXPERIMENT"]["TAG"])
         run = Run(folder, cell_from_tag(tag), tag, int(cfg["EXPERIMENT"]["SEED"]),
                   planned_epochs=int(cfg["SOLVER"]["EPOCHS"]), eval_freq=int(cfg["LOG"].get("EVAL_FREQ", 5)),
-                  config=_flat(cfg))
+                  config=flatten(cfg))
     except (KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError) as e:
         raise LavidError(f"{cfg_path}: not a run config, or cut short ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''})") from None

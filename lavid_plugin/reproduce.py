@@ -37,8 +37,6 @@ class Job:
     deps: list = field(default_factory=list)
     run_dir: Path | None = None
     label: str = ""  # the table cell or ablation point (lavid status groups seeds by it)
-    seed: int = 0
-    epochs: int = 0
 
     @property
     def kind(self) -> str:
@@ -171,7 +169,7 @@ def ablation_commands(args):
             run_dir = prefix / cfg.EXPERIMENT.PROJECT / name
             state, cmd = train_command(path, run_dir, cfg.SOLVER.EPOCHS, opts)
             yield Job(state, cmd, key=str(run_dir), deps=list(deps), run_dir=run_dir,
-                      label=ab.tag(value, folder, student), seed=seed, epochs=cfg.SOLVER.EPOCHS)
+                      label=ab.tag(value, folder, student))
 
 
 def commands(args):
@@ -201,8 +199,7 @@ def commands(args):
                 run_deps.append(str(teacher_run))
             run_dir = prefix / cfg.EXPERIMENT.PROJECT / name
             state, cmd = train_command(path, run_dir, cfg.SOLVER.EPOCHS, opts)
-            yield Job(state, cmd, key=str(run_dir), deps=run_deps, run_dir=run_dir, label=cell.tag, seed=seed,
-                      epochs=cfg.SOLVER.EPOCHS)
+            yield Job(state, cmd, key=str(run_dir), deps=run_deps, run_dir=run_dir, label=cell.tag)
 
 
 def main(argv=None) -> int:

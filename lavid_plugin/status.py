@@ -8,7 +8,6 @@ what the launchers recorded (``<prefix>/launcher/state.json``); ``--watch`` refr
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -16,14 +15,10 @@ from .errors import LavidError
 
 
 def run_state(job, book) -> str:
-    """finished / running / failed / missing of one run of the plan."""
-    log = Path(job.run_dir) / "worklog.txt"
-    if log.is_file():
-        from .report import parse_worklog
-
-        epochs, ended = parse_worklog(log.read_text(errors="replace"))
-        if ended and epochs and epochs[-1]["epoch"] >= job.epochs:
-            return "finished"
+    """finished / running / failed / missing of one run of the plan: finished as the plan sees it
+    (:func:`lavid_plugin.reproduce.run_state`), else what the launcher recorded."""
+    if job.state == "finished":
+        return "finished"
     recorded = book.get(job.key).get("state")
     if recorded in ("running", "queued"):
         return "running"
@@ -114,4 +109,4 @@ def add_parser(sub) -> None:
     s.add_argument("--values", nargs="+", metavar="V", help="--ablation: the --values reproduce.py was given")
     s.add_argument("--watch", type=float, nargs="?", const=30.0, default=0.0, metavar="SECONDS",
                    help="refresh every SECONDS (default 30) until Ctrl-C")
-    s.set_defaults(func=lambda a: run(argparse.Namespace(**{**vars(a), "prefix": a.prefix})))
+    s.set_defaults(func=run)

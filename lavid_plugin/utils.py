@@ -134,6 +134,14 @@ def check_output_path(path, flag: str = "-o", *, folder: bool = False) -> None:
             break
 
 
+def flatten(d: dict, prefix: str = "") -> dict:
+    """A nested mapping (a config as YAML holds it) as ``{"NODE.KEY": value}``."""
+    out = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def fault_point(name: str, step: int) -> None:
     """Crash tests: ``LAVID_FAULT=<name>:<step>`` SIGKILLs the process here (no cleanup runs);
     ``<name>:<step>:TERM`` sends SIGTERM instead (what SLURM sends on a preemption)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..errors import LavidError
-from ..utils import atomic_link, atomic_path, fault_point, get_logger  # noqa: F401 (crash tests import it here)
+from ..utils import atomic_link, atomic_path, fault_point, flatten, get_logger  # noqa: F401 (crash tests import it here)
 
 RULE = "-" * 25
 CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "best_acc", "rng")
@@ -141,13 +141,6 @@ def _same(key: str, a, b) -> bool:
     return False
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
 def check_resume(folder: Path, cfg_text: str, teachers: dict, force: bool = False) -> list:
     """Refuse to resume when the config or a precomputed teacher's content differs from what the run
     was started with (its ``config.yaml`` and ``teachers.json``), naming what changed."""
@@ -160,9 +153,9 @@ def check_resume(folder: Path, cfg_text: str, teachers: dict, force: bool = Fals
     if saved_cfg.is_file():
         from ..config import rename_deprecated_keys
 
-        old = _flat(yaml.safe_load(saved_cfg.read_text()) or {})
+        old = flatten(yaml.safe_load(saved_cfg.read_text()) or {})
         old = dict(zip(rename_deprecated_keys(old, str(saved_cfg)), old.values()))  # a run saved before a rename
-        new = _flat(yaml.safe_load(cfg_text))
+        new = flatten(yaml.safe_load(cfg_text))
         changes += [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
                     if k not in RESUME_FREE_KEYS and not _same(k, old.get(k), new.get(k))]
     if saved_teachers.is_file():
