@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..errors import LavidError
@@ -69,6 +70,8 @@ def _add_file_commands(ss) -> None:
     i.add_argument("-o", "--output", help="default: ./NAME.safetensors in the current folder")
     i.set_defaults(func=cmd_import)
 
+    _add_released(ss)
+
     g = ss.add_parser("merge", help="join the shard files of lavid signature extract --shard i/n into a signature")
     g.add_argument("shards", nargs="+", help="every shard file of one extraction")
     g.add_argument("-o", "--output", required=True, help="signature file (.safetensors)")
@@ -106,6 +109,26 @@ def _add_file_commands(ss) -> None:
                         "marginal: of the class-averaged answer distribution (uninformative questions)")
     r.add_argument("-o", "--output", required=True)
     r.set_defaults(func=cmd_prune)
+
+
+def _add_released(ss) -> None:
+    from ..authors_release import DEFAULT_LLM, DEFAULT_QUESTIONS, add_source_arguments
+
+    r = ss.add_parser("released", help="fetch the authors' released answers (pinned commit and checksums) and "
+                      "import them: the paper's signature of a dataset in one command")
+    r.add_argument("dataset", help="cub, caltech101, flowers, aircraft, pets, cars, waterbirds, or an ImageNet group "
+                   "(bird, imagenet_bird); the authors' folder names (cub200, ...) work too")
+    r.add_argument("--llm", default=DEFAULT_LLM, help=f"the answering LLM as the release names it (default "
+                   f"{DEFAULT_LLM}; Fig. 5: qwen2.5-72B, llama3.1-8b, gemma3-27b, ...)")
+    r.add_argument("--questions", default=DEFAULT_QUESTIONS, help=f"the question set (default {DEFAULT_QUESTIONS}: "
+                   "GPT-4o, 50 questions x 5 options; chat_<Q>-<M>, gemini_70-5, chato3_50, ...)")
+    r.add_argument("--list", action="store_true", help="list the dataset's released answer and question files")
+    r.add_argument("--inputs-to", metavar="DIR", help="write the question file and the class list (for lavid "
+                   "signature extract with your own LLM) into DIR instead of importing the answers")
+    add_source_arguments(r)
+    r.add_argument("-o", "--output", help="default: signatures/<dataset>/<llm>_<questions>.safetensors (where the "
+                   "configs look)")
+    r.set_defaults(func=cmd_released)
 
 
 def _add_extract(ss) -> None:
@@ -263,6 +286,69 @@ def cmd_import(args) -> int:
     out = Path(args.output or Path(args.json).with_suffix(".safetensors").name)
     sig.save(out)
     print(f"wrote {out}: K={sig.num_classes} Q={sig.num_questions} dim={sig.dim}")
+    return 0
+
+
+def cmd_released(args) -> int:
+    from .. import authors_release as rel
+    from ..data.datasets import imagenet_group_classes
+    from ..signature.questions import read_questions
+    from ..signature.released import import_reference_json
+    from ..utils import check_output_path
+
+    ds = rel.dataset(args.dataset)
+    if args.list:
+        print(f"{ds.folder}: the authors' files at {rel.manifest()['repository']}@{rel.manifest()['commit'][:12]}")
+        for path in rel.released_paths(ds.answers_dir, ".json") + rel.released_paths(ds.release_dir, ".txt"):
+            if "_img." not in path:  # per-image banks: lavid teacher released
+                print(f"  {path}")
+        return 0
+    answers, qfile = rel.signature_paths(ds, args.llm, args.questions)
+    src = rel.source_of(args)
+    if args.inputs_to:
+        return _released_inputs(args, rel, ds, qfile, src)
+    out = Path(args.output or Path("signatures") / ds.signature_dir / f"{Path(answers).stem}.safetensors")
+    check_output_path(out)
+    apath, aprov = rel.fetch(answers, **src)
+    qs, released = None, {"answers": aprov}
+    if qfile:
+        qpath, qprov = rel.fetch(qfile, **src)
+        qs, _ = read_questions(qpath)
+        released["questions"] = qprov
+    else:
+        _warn(f"warning: {answers} was released without its question file; the signature carries no question texts")
+    names, aliases = imagenet_group_classes(ds.group, key="DATASET") if ds.group else (None, None)
+    sig = import_reference_json(apath, questions=qs, questions_source=qfile, class_names=names, aliases=aliases,
+                                warn=lambda m: _warn(f"warning: {m}"))
+    sig.provenance["released"] = released
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sig.save(out)
+    print(f"wrote {out}: K={sig.num_classes} Q={sig.num_questions} dim={sig.dim} from "
+          f"{rel.manifest()['repository']}@{rel.manifest()['commit'][:12]} {answers}" + (f" + {qfile}" if qfile else ""))
+    return 0
+
+
+def _released_inputs(args, rel, ds, qfile, src) -> int:
+    """``--inputs-to DIR``: the question file and the class list of a dataset, verified, for ``extract``."""
+    from ..data.datasets import imagenet_group_classes
+    from ..utils import atomic_write_json, atomic_write_text, check_output_path
+
+    if not qfile:
+        raise LavidError(f"the authors released no question file {args.questions}.txt for {ds.folder}")
+    folder = Path(args.inputs_to)
+    check_output_path(folder, "--inputs-to", folder=True)
+    if ds.group:
+        names = imagenet_group_classes(ds.group, key="DATASET")[0]
+    else:
+        classes = f"lavid/data/classes/{rel.DATASET_FOLDERS[ds.folder]}_classes.json"
+        if classes not in rel.manifest()["files"]:
+            raise LavidError(f"the authors released no class list for {ds.folder} ({classes})")
+        names = json.loads(rel.fetch(classes, **src)[0].read_text())
+    qpath = rel.fetch(qfile, **src)[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / Path(qfile).name, qpath.read_text(encoding="utf-8"))
+    atomic_write_json(folder / "classes.json", names)
+    print(f"wrote {folder / Path(qfile).name} and {folder / 'classes.json'} ({len(names)} classes)")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from ..errors import LavidError
 from ..image_teacher.vlm import (CHAT_ASPECT_TEMPLATE, CHAT_FEATURE_TEMPLATE, PAPER_ASPECT_MODEL, PAPER_ASPECT_TEMPLATE,
@@ -46,6 +47,8 @@ def add_parser(sub) -> None:
     r.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE", help="config overrides")
     r.add_argument("-o", "--output", required=True, help="bank file (.safetensors) for MAKD.BANK")
     r.set_defaults(func=cmd_import)
+
+    _add_released(ss)
 
     a = ss.add_parser("aspects", help="MaKD's targets: P(Yes) per training image and aspect question")
     _common(a, None, f"image-text-to-text model (the paper: {PAPER_ASPECT_MODEL}; transformers' native InternVL "
@@ -97,6 +100,46 @@ def _teacher(args):
                                 trust_remote_code=args.trust_remote_code,
                                 progress=not getattr(args, "no_progress", False))
     return VLMTeacher(model, processor, model_id=args.model, chat=args.chat)
+
+
+def _add_released(ss) -> None:
+    from ..authors_release import DEFAULT_BANK_MODEL, add_source_arguments
+
+    r = ss.add_parser("released", help="fetch the authors' released per-image aspect bank (pinned commit and "
+                      "checksums) and import it for a config: MaKD's teacher of Table 1 in one command")
+    r.add_argument("dataset", help="cub, flowers, aircraft, pets or cars (the datasets with a released bank)")
+    r.add_argument("--model", default=DEFAULT_BANK_MODEL, help=f"whose answers (default {DEFAULT_BANK_MODEL}, the "
+                   "paper's InternVL2-8B; pets also has llava1.5)")
+    r.add_argument("--cfg", help="the training config whose training images the bank must cover (default: "
+                   "configs/lavid/<dataset>/res18_makd.yaml)")
+    r.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE", help="config overrides")
+    add_source_arguments(r)
+    r.add_argument("-o", "--output", help="bank file (default: the config's MAKD.BANK)")
+    r.set_defaults(func=cmd_released)
+
+
+def cmd_released(args) -> int:
+    from .. import authors_release as rel
+    from ..config import load_cfg
+    from ..image_teacher.released import import_released_bank
+    from ..utils import check_output_path
+
+    ds = rel.dataset(args.dataset)
+    path = rel.bank_path(ds, args.model)
+    cfg = load_cfg(args.cfg or f"configs/lavid/{ds.folder}/res18_makd.yaml", args.opts)
+    out = args.output or cfg.MAKD.BANK
+    if not out:
+        raise LavidError(f"--cfg {args.cfg} sets no MAKD.BANK; give -o")
+    check_output_path(out)
+    images = training_images(cfg)  # a missing dataset fails before the download
+    file, prov = rel.fetch(path, **rel.source_of(args))
+    bank = import_released_bank(file, images.sample_ids, images.description)
+    bank.provenance["released"] = prov
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    bank.save(out)
+    print(f"wrote {out}: {len(bank)} images x {bank.p_yes.shape[1]} aspects (p_yes) from "
+          f"{prov['repository']}@{prov['commit'][:12]} {path}")
+    return 0
 
 
 def cmd_import(args) -> int:
