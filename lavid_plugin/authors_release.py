@@ -105,7 +105,13 @@ def find(prefix: str, name: str, what: str) -> str:
 def signature_paths(ds: Dataset, llm: str, questions: str) -> tuple[str, str | None]:
     """``(answer file, question file or None)`` of ``<llm>_<questions>``; some answer files (Fig. 6's Q = 60)
     were released without their question file."""
-    answers = find(ds.answers_dir, f"{llm}_{questions}.json", "answer file")
+    try:
+        answers = find(ds.answers_dir, f"{llm}_{questions}.json", "answer file")
+    except LavidError:
+        # files of the authors' first runs name Qwen2.5-7B "qwen2.5" (qwen2.5_chato3_50.json: Table 6's o3 questions)
+        if llm.lower() != DEFAULT_LLM or f"{ds.answers_dir}/qwen2.5_{questions}.json" not in manifest()["files"]:
+            raise
+        answers = f"{ds.answers_dir}/qwen2.5_{questions}.json"
     try:
         qfile = find(ds.release_dir, f"{questions}.txt", "question file")
     except LavidError:

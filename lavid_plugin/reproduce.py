@@ -14,6 +14,7 @@ Table 1, Table B) is written first with ``lavid teacher ...`` when it is missing
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import subprocess
 import sys
@@ -37,6 +38,7 @@ class Job:
     deps: list = field(default_factory=list)
     run_dir: Path | None = None
     label: str = ""  # the table cell or ablation point (lavid status groups seeds by it)
+    note: str = ""  # a teacher file: where it comes from (released, extracted, and why); blocked: what it waits for
 
     @property
     def kind(self) -> str:
@@ -71,29 +73,103 @@ def run_state(folder: Path, epochs: int) -> str:
     return "partial" if (folder / "latest").is_file() else "new"
 
 
-def stage1b(cell: tables.Cell, path: Path):
-    """``(state, command)`` that writes the per-image bank ``cell`` reads, when it is missing:
-    ``stage1b`` (a ``lavid teacher`` command to run first) or ``blocked`` (its aspect questions are
-    missing: the command that generates them, which needs the user's LLM)."""
+#: the answering LLMs of the paper (Fig. 5) by their released names -> the Hugging Face model to extract with
+LLM_MODELS = {"qwen2.5-0.5b": "Qwen/Qwen2.5-0.5B-Instruct", "qwen2.5-7b": "Qwen/Qwen2.5-7B-Instruct",
+              "qwen2.5-72b": "Qwen/Qwen2.5-72B-Instruct", "llama_3.2-3b": "meta-llama/Llama-3.2-3B-Instruct",
+              "llama3.1-8b": "meta-llama/Llama-3.1-8B-Instruct", "llama3.1-70b": "meta-llama/Llama-3.1-70B-Instruct",
+              "gemma3-12b": "google/gemma-3-12b-it", "gemma3-27b": "google/gemma-3-27b-it",
+              "mistral0.3-7b": "mistralai/Mistral-7B-Instruct-v0.3"}
+#: a signature file's stem: <answering LLM>_<question set> (the authors' file names)
+_SIGNATURE_STEM = re.compile(r"^(?P<llm>.+?)_(?P<questions>(?:chat|gemini|chato3)(?:_|$).*)$")
+_LAVID = [sys.executable, "-m", "lavid_plugin.cli"]
+
+
+def _rel(path) -> str:
+    return str(path).removeprefix("./")
+
+
+def signature_jobs(sig: str, source: str) -> list[Job]:
+    """The Stage 1 jobs that write the signature ``sig`` (``./signatures/<dataset>/<llm>_<questions>.safetensors``)
+    when it is missing: the authors' released answers (``source`` ``released``, where they released them), else
+    extracted with the LLM from their released questions; blocked when neither the answers nor the questions exist."""
+    from . import authors_release as rel
+
+    sig = _rel(sig)
+    path = Path(sig)
+    name = _SIGNATURE_STEM.match(path.stem)
+    if (ROOT / sig).is_file() or name is None or path.parts[0] != "signatures":
+        return []
+    llm, questions = name["llm"], name["questions"]
+    try:
+        ds = rel.dataset("/".join(path.parts[1:-1]))
+    except LavidError:  # not one of the paper's datasets: the user's own signature, written by the user
+        return []
+    try:
+        answers, qfile = rel.signature_paths(ds, llm, questions)
+    except LavidError:
+        answers, qfile = None, next((p for p in rel.released_paths(ds.release_dir, ".txt")
+                                     if p.lower().endswith(f"/{questions}.txt".lower())), None)
+    commit = rel.manifest()["commit"][:7]
+    if source == "released" and answers:
+        cmd = _LAVID + ["signature", "released", ds.folder, "--llm", llm, "--questions", questions, "-o", sig]
+        return [Job("stage1b", cmd, key=sig, note=f"the authors' released answers ({answers} at {commit})")]
+    why = "--teacher extract" if answers else f"the authors released no {llm}_{questions} answers for {ds.folder}"
+    model = LLM_MODELS.get(llm.lower())
+    folder = path.parent
+    qlocal, classes = str(folder / f"{questions}.txt"), str(folder / "classes.json")
+    extract = _LAVID + ["signature", "extract", "--model", model or "YOUR_LLM", "--questions", qlocal,
+                        "--classes", classes, "-o", sig]
+    if qfile is None:
+        return [Job("blocked", extract, key=sig, note=f"{sig}: {why}, nor its questions {questions}.txt; "
+                                                      f"write them with lavid signature questions, then")]
+    jobs = []
+    if not (ROOT / qlocal).is_file() or not (ROOT / classes).is_file():
+        inputs = _LAVID + ["signature", "released", ds.folder, "--questions", questions, "--inputs-to", str(folder)]
+        jobs.append(Job("stage1b", inputs, key=qlocal, note=f"the authors' released questions ({qfile} at {commit})"))
+    if model is None:
+        return jobs + [Job("blocked", extract, key=sig, deps=[j.key for j in jobs],
+                           note=f"{sig}: {why}; extract it with your {llm} model")]
+    return jobs + [Job("stage1b", extract, key=sig, deps=[j.key for j in jobs], note=f"extracted with {model} ({why})")]
+
+
+def teacher_jobs(cell: tables.Cell, path: Path, teacher: str = "released", makd_bank: str | None = None) -> list[Job]:
+    """The jobs that write what ``cell`` reads when it is missing (a signature, a per-image bank), in order: each
+    waits for the one before; the cell's runs wait for the last. ``teacher`` (``released`` / ``extract``): where
+    signatures and MaKD banks come from; ``makd_bank`` overrides it for MaKD's bank."""
+    from . import authors_release as rel
     from .image_teacher.vlm import NATIVE_ASPECT_MODEL, PAPER_FEATURE_MODEL
 
-    lavid = [sys.executable, "-m", "lavid_plugin.cli", "teacher"]
+    lavid = _LAVID + ["teacher"]
     cfg = ["--cfg", str(path.relative_to(ROOT))]
     if cell.method in tables.SIGNATURE_FILES:  # Table 5: a class-name embedding, from the class names alone
         sig = cell.config()["LAVID"]["SIGNATURE"]
-        return None if (ROOT / sig).is_file() else ("stage1b", embed_command(cell.method, cfg, sig))
+        return [] if (ROOT / sig).is_file() else [Job("stage1b", embed_command(cell.method, cfg, sig), key=sig)]
+    if tables.reads_signature(cell.method):
+        return signature_jobs(cell.config()["LAVID"]["SIGNATURE"], teacher)
     bank = cell.bank_path
     if not bank or (ROOT / bank).is_file():
-        return None
+        return []
     if tables.READS_BANK[cell.method][1] == "features":
-        return "stage1b", lavid + ["features", *cfg, "--model", PAPER_FEATURE_MODEL, "--layers",
-                                   *map(str, tables.TABLE_B_LAYERS), "-o", bank]
+        return [Job("stage1b", lavid + ["features", *cfg, "--model", PAPER_FEATURE_MODEL, "--layers",
+                                        *map(str, tables.TABLE_B_LAYERS), "-o", bank], key=bank)]
+    source, commit = makd_bank or teacher, rel.manifest()["commit"][:7]
+    try:
+        released = rel.bank_path(rel.dataset(cell.folder))
+    except LavidError:
+        released = None
+    if source == "released" and released:
+        return [Job("stage1b", lavid + ["released", cell.folder, *cfg, "-o", bank], key=bank,
+                    note=f"the authors' released InternVL2 bank ({released} at {commit})")]
+    why = "--makd-bank extract" if source == "extract" else f"the authors released no bank for {cell.folder}"
     questions = str(Path(bank).parent / tables.ASPECT_QUESTIONS)
+    jobs = []
     if not (ROOT / questions).is_file():
-        return "blocked", lavid + ["aspect-questions", *cfg, "--model", "YOUR_LLM", "-o", questions]
+        jobs.append(Job("blocked", lavid + ["aspect-questions", *cfg, "--model", "YOUR_LLM", "-o", questions],
+                        key=questions, note="MaKD's aspect questions with your LLM"))
     # --chat: InternVL is a chat model, asked through its processor's chat template (not LLaVA's USER:/ASSISTANT:)
-    return "stage1b", lavid + ["aspects", *cfg, "--model", NATIVE_ASPECT_MODEL, "--chat", "--questions", questions,
-                               "-o", bank]
+    return jobs + [Job("stage1b", lavid + ["aspects", *cfg, "--model", NATIVE_ASPECT_MODEL, "--chat", "--questions",
+                                           questions, "-o", bank], key=bank, deps=[j.key for j in jobs],
+                       note=f"extracted with {NATIVE_ASPECT_MODEL} ({why})")]
 
 
 def train_command(config: Path, run_dir: Path, epochs: int, opts: list) -> tuple[str, list]:
@@ -150,18 +226,15 @@ def ablation_commands(args):
         if unknown:
             raise LavidError(f"--values {unknown}: not points of --ablation {args.ablation} ({list(ab.values)})")
         values = [x for x in ab.values if str(x) in args.values]
+    written = set()
     for value in values:
-        step = ab.prepare(value, ROOT, folder)
         over = ab.overrides(value, folder)
-        deps = []
-        if step:
-            cmd = [sys.executable, "-m", "lavid_plugin.cli", *step[1:]]
-            yield Job("stage1b", cmd, key=cmd[-1])
-            deps = [cmd[-1]]
-        elif args.ablation == "embedding" and value != "mcq" and not (ROOT / over[1]).is_file():
-            cmd = embed_command(f"emb_{value}", ["--cfg", str(path)], over[1])
-            yield Job("stage1b", cmd, key=cmd[-1])
-            deps = [cmd[-1]]
+        steps = ablation_teacher_jobs(ab, value, cfg, path, folder, getattr(args, "teacher", "released"))
+        for step in steps:
+            if step.key not in written:
+                written.add(step.key)
+                yield step
+        deps = [steps[-1].key] if steps else []
         for seed in range(args.seeds):
             name = ab.name(value, seed, student)
             opts = over + ["EXPERIMENT.SEED", str(seed), "EXPERIMENT.NAME", name, "EXPERIMENT.TAG",
@@ -172,23 +245,39 @@ def ablation_commands(args):
                       label=ab.tag(value, folder, student))
 
 
+def ablation_teacher_jobs(ab, value, cfg, path: Path, folder: str, teacher: str) -> list[Job]:
+    """What one ablation point reads, when missing: its signature (released or extracted, as Table 1's), a
+    pruned one (after the signature it prunes), or a class-name embedding."""
+    over = ab.overrides(value, folder)
+    base = signature_jobs(cfg.LAVID.SIGNATURE, teacher)
+    step = ab.prepare(value, ROOT, folder)
+    if step:
+        cmd = _LAVID + step[1:]
+        return base + [Job("stage1b", cmd, key=cmd[-1], deps=[j.key for j in base[-1:]])]
+    if ab.key == "embedding" and value != "mcq":
+        if (ROOT / over[1]).is_file():
+            return []
+        cmd = embed_command(f"emb_{value}", ["--cfg", str(path)], over[1])
+        return [Job("stage1b", cmd, key=cmd[-1])]
+    return signature_jobs(over[1], teacher) if over[0] == "LAVID.SIGNATURE" else base
+
+
 def commands(args):
     from .config import load_cfg
 
     prefix = Path(args.prefix)
-    banks = set()
+    written = set()
     for cell, is_teacher in plan(args.table, args.datasets, args.students, args.methods):
         path = ROOT / "configs" / "lavid" / cell.path
         if not path.is_file():
             raise LavidError(f"missing config {path}: run scripts/make_configs.py")
         cfg = load_cfg(str(path))
-        step = stage1b(cell, path)
-        deps = []
-        if step:
-            deps.append(step[1][-1])
-            if step[1][-1] not in banks:  # once per file, before the first run that reads it
-                banks.add(step[1][-1])
-                yield Job(step[0], step[1], key=step[1][-1])
+        steps = teacher_jobs(cell, path, getattr(args, "teacher", "released"), getattr(args, "makd_bank", None))
+        deps = [steps[-1].key] if steps else []
+        for step in steps:  # once per file, before the first run that reads it
+            if step.key not in written:
+                written.add(step.key)
+                yield step
         for seed in ([0] if is_teacher else range(args.seeds)):
             name = path.stem if is_teacher else f"{path.stem}_seed{seed}"
             opts = ["EXPERIMENT.SEED", str(seed), "EXPERIMENT.NAME", name, "LOG.PREFIX", str(prefix)]
@@ -200,6 +289,15 @@ def commands(args):
             run_dir = prefix / cfg.EXPERIMENT.PROJECT / name
             state, cmd = train_command(path, run_dir, cfg.SOLVER.EPOCHS, opts)
             yield Job(state, cmd, key=str(run_dir), deps=run_deps, run_dir=run_dir, label=cell.tag)
+
+
+def needed(jobs: list[Job]) -> list[Job]:
+    """The plan without the teacher files that only finished runs read (a finished run needs nothing)."""
+    need = set()
+    for j in reversed(jobs):  # the plan lists a job after what it waits for
+        if (j.kind == "run" and j.state != "finished") or j.key in need:
+            need.update(j.deps)
+    return [j for j in jobs if j.kind == "run" or j.key in need]
 
 
 def main(argv=None) -> int:
@@ -217,6 +315,12 @@ def main(argv=None) -> int:
     p.add_argument("--base", help="--ablation: the LaViD config to vary (default configs/lavid/cub/res18.yaml)")
     p.add_argument("--opts", nargs="+", metavar="KEY VALUE", help="--ablation: overrides for every run")
     p.add_argument("--values", nargs="+", metavar="V", help="--ablation: only these points of its axis")
+    p.add_argument("--teacher", choices=("released", "extract"), default="released",
+                   help="where a missing signature (and MaKD bank) comes from: released (default): the authors' released "
+                        "files, fetched at a pinned commit and verified (lavid signature|teacher released), extracted "
+                        "where they released none; extract: extracted with the paper's LLM / VLM")
+    p.add_argument("--makd-bank", choices=("released", "extract"), help="where MaKD's per-image bank comes from "
+                   "(default: as --teacher)")
     p.add_argument("--dry-run", action="store_true", help="print the commands (or, with a launcher, the plan), run nothing")
     g = p.add_argument_group("launchers (one plan, several executors)")
     g.add_argument("--launcher", choices=("sequential", "local", "slurm"), default="sequential",
@@ -240,7 +344,7 @@ def main(argv=None) -> int:
     try:
         if args.seeds < 1:
             raise LavidError(f"--seeds must be at least 1, got {args.seeds}")
-        todo = list(ablation_commands(args) if args.ablation else commands(args))
+        todo = needed(list(ablation_commands(args) if args.ablation else commands(args)))
     except LavidError as e:
         print(f"reproduce.py: error: {e}", file=sys.stderr)
         return 2
@@ -249,6 +353,9 @@ def main(argv=None) -> int:
     n_banks = len(todo) - len(runs)
     print(f"{f'Ablation {args.ablation}' if args.ablation else f'Table {args.table}'}: {len(runs)} runs, {n_done} finished, {len(runs) - n_done} to run"
           + (f"; {n_banks} teacher file(s) to write first (Stage 1 / 1b)" if n_banks else ""), flush=True)
+    for job in todo:
+        if job.note and job.state == "stage1b":
+            print(f"teacher file {job.key}: {job.note}")
     if args.launcher != "sequential":
         from .launcher import launch
 
@@ -264,8 +371,7 @@ def main(argv=None) -> int:
             print(f"skip (finished): {line}")
             continue
         if state == "blocked":
-            print(f"{'would need' if args.dry_run else 'stopped: first write'} MaKD's aspect questions with your "
-                  f"LLM: {line}", flush=True)
+            print(f"{'would need' if args.dry_run else 'stopped: first write'} {job.note}: {line}", flush=True)
             if args.dry_run:
                 continue
             return 2

@@ -30,7 +30,9 @@ def dry_run(*args):
 
 def test_lambda_ablation_lists_one_run_per_value(tmp_path):
     lines = dry_run("--ablation", "lambda", "--seeds", "1", "--prefix", str(tmp_path))
-    assert lines[0] == "Ablation lambda: 10 runs, 0 finished, 10 to run"
+    # every point reads the dataset's signature: the authors' released one, fetched once first
+    assert lines[0] == "Ablation lambda: 10 runs, 0 finished, 10 to run; 1 teacher file(s) to write first (Stage 1 / 1b)"
+    assert sum("signature released cub --llm qwen2.5-7b --questions chat_50-5" in x for x in lines) == 1
     for lam in range(10, 101, 10):
         run = [x for x in lines if f"LAVID.LOSS.LAVID_WEIGHT {lam} " in x]
         assert len(run) == 1 and "configs/lavid/cub/res18.yaml" in run[0]
@@ -46,8 +48,22 @@ def test_every_ablation_plans_its_points_and_what_they_read(tmp_path):
     # 0 reads the base; 2 of 50 is the paper's point (the questions under 5 %)
     assert sum("signature prune" in x and "--drop-lowest-entropy" in x for x in entropy) == 6
     assert any("--drop-lowest-entropy 2 " in x for x in entropy)
+    prune = next(i for i, x in enumerate(entropy) if "signature prune" in x)
+    fetch = [i for i, x in enumerate(entropy) if "signature released cub" in x]
+    assert len(fetch) == 1 and fetch[0] < prune  # what is pruned is fetched first
     questions = dry_run("--ablation", "questions", "--seeds", "1", "--prefix", str(tmp_path))
     assert any("qwen2.5-7b_chat_60-5.safetensors" in x for x in questions)  # Fig. 6's Q = 60
+    # every point's signature is one of the authors' released files (70-5 spelled qwen2.5-7B_ in the release)
+    assert sum(x.startswith("teacher file") and "the authors' released answers" in x for x in questions) == 7
+    assert any("qwen2.5-7B_chat_70-5.json" in x for x in questions)
+    teachers = dry_run("--ablation", "teachers", "--seeds", "1", "--prefix", str(tmp_path))
+    for llm in ablations.TEACHER_LLMS:  # Fig. 5: the nine released teachers
+        assert any(f"signature released cub --llm {llm} " in x for x in teachers), llm
+    # M = 3 was released as questions only: its answers are extracted with Qwen2.5-7B from them, and said
+    options = dry_run("--ablation", "options", "--seeds", "1", "--prefix", str(tmp_path))
+    assert any("signatures/cub/qwen2.5-7b_chat_50-3.safetensors: extracted with Qwen/Qwen2.5-7B-Instruct (the authors "
+               "released no qwen2.5-7b_chat_50-3 answers for cub)" in x for x in options)
+    assert any("--questions signatures/cub/chat_50-3.txt --classes signatures/cub/classes.json" in x for x in options)
 
 
 def _fake_run(prefix, name, value, seed, acc, epochs=3):

@@ -26,7 +26,8 @@ DEMO = ROOT / "configs" / "lavid" / "demo" / "res18.yaml"
 
 def table_args(prefix, table="1", **kw):
     return argparse.Namespace(table=table, datasets=kw.get("datasets", ["cub"]), students=kw.get("students"),
-                              methods=kw.get("methods"), seeds=kw.get("seeds", 2), prefix=str(prefix))
+                              methods=kw.get("methods"), seeds=kw.get("seeds", 2), prefix=str(prefix),
+                              teacher=kw.get("teacher", "released"), makd_bank=kw.get("makd_bank"))
 
 
 # ------------------------------------------------------------------ the plan graph
@@ -41,11 +42,18 @@ def test_the_plan_is_a_graph_teachers_and_banks_before_the_runs_that_read_them(t
             assert d in by_key and order.index(d) < order.index(j.key), (j.key, d)  # no cycle, deps first
     teacher = str(tmp_path / "lavid_cub" / "res50_vanilla")
     assert teacher in by_key[str(tmp_path / "lavid_cub" / "res18_lavid_ls_seed1")].deps  # LaViD+LS: R50 first
-    assert not by_key[str(tmp_path / "lavid_cub" / "res18_seed0")].deps  # LaViD alone waits for nothing
+    # LaViD alone waits for its signature only: the authors' released answers, fetched and imported
+    (sig,) = by_key[str(tmp_path / "lavid_cub" / "res18_seed0")].deps
+    assert sig == "signatures/cub/qwen2.5-7b_chat_50-5.safetensors" and "released" in by_key[sig].cmd
     makd = by_key[str(tmp_path / "lavid_cub" / "res18_makd_seed0")]
-    # MaKD: its bank first, and before that its aspect questions (which need the user's LLM: a blocked job)
-    (first,) = makd.deps
-    assert first.endswith("aspect_questions.txt") and by_key[first].state == "blocked"
+    (bank,) = makd.deps  # MaKD: the authors' released InternVL2 bank of CUB, imported for the config
+    assert bank.endswith("banks/cub/internvl2-8b_aspects.safetensors")
+    assert by_key[bank].cmd[-7:-2] == ["teacher", "released", "cub", "--cfg", "configs/lavid/cub/res18_makd.yaml"]
+    # extracted instead: the bank waits for its aspect questions, which need the user's LLM (a blocked job)
+    own = {j.key: j for j in commands(table_args(tmp_path, makd_bank="extract"))}
+    (bank,) = own[str(tmp_path / "lavid_cub" / "res18_makd_seed0")].deps
+    (first,) = own[bank].deps
+    assert first.endswith("aspect_questions.txt") and own[first].state == "blocked"
     emb = {j.key: j for j in commands(table_args(tmp_path, table="5"))}
     run = emb[str(tmp_path / "lavid_cub" / "res18_emb_minilm_seed0")]
     assert run.deps == ["./signatures/cub/minilm_384.safetensors"] and run.deps[0] in emb  # the embedding first
@@ -65,7 +73,7 @@ def test_local_dry_run_prints_the_plan_and_runs_nothing(tmp_path, capsys):
     assert reproduce(["--table", "1", "--datasets", "cub", "--seeds", "3", "--launcher", "local", "--jobs", "2",
                       "--prefix", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "plan: 102 jobs (102 to run): 2 teacher file(s) (Stage 1 / 1b), 1 visual teacher run(s), 99 student run(s)" in out and " <- " in out and not list(tmp_path.iterdir())
+    assert "plan: 103 jobs (103 to run): 3 teacher file(s) (Stage 1 / 1b), 1 visual teacher run(s), 99 student run(s)" in out and " <- " in out and not list(tmp_path.iterdir())
 
 
 # ------------------------------------------------------------------ local: N at a time

@@ -20,8 +20,9 @@ def dry_run(*args):
 
 def test_table1_lists_every_run_with_the_teacher_first(tmp_path):
     lines = dry_run("--table", "1", "--seeds", "3", "--prefix", str(tmp_path))
-    # 6 teachers + 6 x 3 x 11 x 3; per dataset one LLaVA feature bank and one MaKD aspect bank
-    assert lines[0] == "Table 1: 600 runs, 0 finished, 600 to run; 12 teacher file(s) to write first (Stage 1 / 1b)"
+    # 6 teachers + 6 x 3 x 11 x 3; per dataset a LLaVA feature bank, a MaKD aspect bank and a signature: the
+    # authors' released ones, except Caltech-101's (no released bank nor Qwen2.5-7B answers: 2 files each)
+    assert lines[0] == "Table 1: 600 runs, 0 finished, 600 to run; 20 teacher file(s) to write first (Stage 1 / 1b)"
     cub = [x for x in lines[1:] if "configs/lavid/cub/" in x]
     assert "res50_vanilla.yaml" in cub[0] and "EXPERIMENT.SEED 0" in cub[0]
     assert sum("cub/res18.yaml" in x for x in cub) == 3
@@ -39,14 +40,29 @@ def test_finished_runs_are_skipped_and_partial_ones_resumed(tmp_path):
     (half / "latest").write_bytes(b"")
     lines = dry_run("--table", "1", "--seeds", "2", "--datasets", "flowers", "--students", "res18",
                     "--methods", "lavid", "--prefix", str(tmp_path))
-    assert lines[0] == "Table 1: 2 runs, 1 finished, 1 to run"
-    assert lines[1].startswith("skip (finished):") and "res18_seed0" in lines[1]
-    assert lines[2].startswith("would run:") and "--resume" in lines[2] and "res18_seed1" in lines[2]
+    # the run to resume reads the signature: the authors' released one is fetched first
+    assert lines[0] == "Table 1: 2 runs, 1 finished, 1 to run; 1 teacher file(s) to write first (Stage 1 / 1b)"
+    assert lines[1].startswith("teacher file signatures/flowers/qwen2.5-7b_chat_50-5.safetensors: the authors' "
+                               "released answers (questions/flowers/logits/qwen2.5-7b_chat_50-5.json at ")
+    assert "signature released flowers" in lines[2]
+    assert lines[3].startswith("skip (finished):") and "res18_seed0" in lines[3]
+    assert lines[4].startswith("would run:") and "--resume" in lines[4] and "res18_seed1" in lines[4]
+    # both finished: nothing to fetch
+    (half / "worklog.txt").write_text("epoch: 240\ntest_acc: 1.00\nbest_acc\t1.00")
+    lines = dry_run("--table", "1", "--seeds", "2", "--datasets", "flowers", "--students", "res18",
+                    "--methods", "lavid", "--prefix", str(tmp_path))
+    assert lines[0] == "Table 1: 2 runs, 2 finished, 0 to run" and len(lines) == 3
 
 
 def test_tables_3_and_4(tmp_path):
-    assert dry_run("--table", "3", "--seeds", "1", "--prefix", str(tmp_path))[0] == "Table 3: 18 runs, 0 finished, 18 to run"
-    assert dry_run("--table", "4", "--seeds", "3", "--prefix", str(tmp_path))[0] == "Table 4: 55 runs, 0 finished, 55 to run"
+    # one released signature per ImageNet group; Waterbirds reads CUB's
+    three = dry_run("--table", "3", "--seeds", "1", "--prefix", str(tmp_path))
+    assert three[0] == "Table 3: 18 runs, 0 finished, 18 to run; 9 teacher file(s) to write first (Stage 1 / 1b)"
+    assert sum("signature released imagenet_" in x for x in three) == 9
+    four = dry_run("--table", "4", "--seeds", "3", "--prefix", str(tmp_path))
+    assert four[0] == "Table 4: 55 runs, 0 finished, 55 to run; 1 teacher file(s) to write first (Stage 1 / 1b)"
+    assert any("signature released cub " in x and "-o signatures/cub/qwen2.5-7b_chat_50-5.safetensors" in x
+               for x in four)
 
 
 def test_table_b_lists_every_layer_method_dataset_student_run_after_its_bank(tmp_path):
@@ -66,6 +82,25 @@ def test_table_b_lists_every_layer_method_dataset_student_run_after_its_bank(tmp
 
 def test_makd_needs_its_aspect_questions_first(tmp_path):
     lines = dry_run("--table", "1", "--seeds", "1", "--datasets", "pets", "--students", "res18", "--methods", "makd",
+                    "--prefix", str(tmp_path), "--makd-bank", "extract")
+    assert lines[1] == ("teacher file ./banks/pets/internvl2-8b_aspects.safetensors: extracted with "
+                        "OpenGVLab/InternVL3-8B-hf (--makd-bank extract)")
+    assert lines[2].startswith("would need MaKD's aspect questions") and "teacher aspect-questions" in lines[2]
+    assert "-o banks/pets/aspect_questions.txt" in lines[2]
+    # by default, the authors' released bank of Pets
+    lines = dry_run("--table", "1", "--seeds", "1", "--datasets", "pets", "--students", "res18", "--methods", "makd",
                     "--prefix", str(tmp_path))
-    assert lines[1].startswith("would need MaKD's aspect questions") and "teacher aspect-questions" in lines[1]
-    assert "-o banks/pets/aspect_questions.txt" in lines[1]
+    assert "the authors' released InternVL2 bank (questions/oxfordpets/logits/internvl2_img.json" in lines[1]
+    assert "teacher released pets --cfg configs/lavid/pets/res18_makd.yaml -o ./banks/pets/" in lines[2]
+
+
+def test_teacher_extract_extracts_every_signature_and_says_so(tmp_path):
+    lines = dry_run("--table", "1", "--seeds", "1", "--datasets", "cub", "--students", "res18", "--methods", "lavid",
+                    "--prefix", str(tmp_path), "--teacher", "extract")
+    assert lines[1:3] == [
+        "teacher file signatures/cub/chat_50-5.txt: the authors' released questions (questions/cub200/chat_50-5.txt "
+        f"at {lines[1].split(' at ')[1][:-1]})",
+        "teacher file signatures/cub/qwen2.5-7b_chat_50-5.safetensors: extracted with Qwen/Qwen2.5-7B-Instruct "
+        "(--teacher extract)"]
+    assert "signature released cub --questions chat_50-5 --inputs-to signatures/cub" in lines[3]
+    assert "signature extract --model Qwen/Qwen2.5-7B-Instruct --questions signatures/cub/chat_50-5.txt" in lines[4]
