@@ -33,6 +33,9 @@ CFG.DATASET.TEST.BATCH_SIZE = 64
 CFG.DATASET.ROOT = "./data"  # plugin: where the dataset lies, in its publisher's layout
 CFG.DATASET.IMAGE_SIZE = 224  # plugin: train crop / test centre crop
 CFG.DATASET.GROUP = ""  # plugin: ImageNet WordNet group for DATASET.TYPE imagenet_group
+# plugin: imagenet_group's classifier: "group" (the group's classes) or "full" (ImageNet's 1000 classes, the
+# group's images only, as the authors train a group; Table 3's configs)
+CFG.DATASET.IMAGENET_HEAD = "group"
 CFG.DATASET.MAX_BAD_FRACTION = 0.01  # plugin: unreadable images tolerated per epoch before stopping
 CFG.DATASET.DOWNLOAD = False  # plugin: let torchvision download where it can
 CFG.DATASET.DRAFT_DECODE = True  # plugin: decode large JPEGs at reduced size (PIL draft mode)

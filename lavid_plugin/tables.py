@@ -261,8 +261,8 @@ class Cell:
             # looked at every 5 epochs (mdistiller's best-on-test stays the default of hand-written configs)
             "LOG": {"PREFIX": "./output", "WANDB": False, "SELECT": "best_val_loss", "EVAL_FREQ": 5},
         }
-        if self.group:
-            cfg["DATASET"]["GROUP"] = self.group
+        if self.group:  # the authors train a group with ImageNet's 1000-way head (on the group's images)
+            cfg["DATASET"].update(GROUP=self.group, IMAGENET_HEAD="full")
         cfg = merge(cfg, STUDENT_RECIPES.get(self.student, {}))
         cfg = merge(cfg, METHODS[self.method])
         trainer = trainer_of(self.method)

@@ -69,6 +69,7 @@ def test_each_config_merges_and_is_its_cells_data():
         assert bool(cfg.LAVID.SIGNATURE) == (cell.method in tables.READS_SIGNATURE), rel
         if cell.dataset == "imagenet_group":
             assert (cfg.SOLVER.EPOCHS, cfg.SOLVER.BATCH_SIZE, cfg.SOLVER.LR) == (100, 512, 0.2), rel
+            assert cfg.DATASET.IMAGENET_HEAD == "full", rel  # Table 3: the authors' 1000-way head
         elif cell.student in tables.STUDENT_RECIPES:  # Table 2's transformers
             recipe = tables.STUDENT_RECIPES[cell.student]["SOLVER"]
             assert all(cfg.SOLVER[k] == v for k, v in recipe.items()), rel
@@ -157,7 +158,8 @@ def test_each_datasets_signature_aligns_to_its_fake_tree(path, fake):
     loaded = run.context.load_teacher(distiller_class(cfg).precomputed_teacher(cfg))
     want = run.splits.signature_classes or run.splits.classes
     assert loaded.table.class_names == want and loaded.table.dim == 20
-    assert (loaded.sample_rows is not None) == (cfg.DATASET.TYPE == "waterbirds")
+    # per-sample rows where the label is not the signature's class: Waterbirds (CUB species), ImageNet's 1000-way head
+    assert (loaded.sample_rows is not None) == (cfg.DATASET.TYPE in ("waterbirds", "imagenet_group"))
 
 
 def _first_config_per_method_and_student():

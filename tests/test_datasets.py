@@ -268,3 +268,31 @@ def test_uint8_loading_normalised_on_the_device_equals_the_float_path(tmp_path):
     assert img_u.dtype == torch.uint8 and img_f.dtype == torch.float32
     assert torch.allclose(to_model_input(img_u[None])[0], img_f, atol=1e-5)
     assert ev_u["test_loss"] == pytest.approx(ev_f["test_loss"], abs=1e-5)
+
+
+def test_imagenet_full_head_is_1000_way_with_the_groups_signature_rows(tmp_path):
+    """DATASET.IMAGENET_HEAD full, as the authors train a group: ImageNet's 1000 labels (wnid order), only
+    the group's images, and each training image's LaViD target the group signature's row of its class."""
+    from fake_trees import LABELS, write_imagenet_group
+    from lavid_plugin.data.datasets import imagenet_groups
+    from lavid_plugin.engine.build import BuildContext, build_distiller
+
+    _, _, names, _ = write_imagenet_group(tmp_path / "in")
+    cfg = cfg_for("imagenet_group", tmp_path / "in", DATASET__IMAGENET_HEAD="full", DISTILLER__TYPE="LAVID",
+                  DISTILLER__STUDENT="resnet_tiny", LAVID__SIGNATURE=str(tmp_path / "sig.safetensors"))
+    splits = build_splits(cfg)
+    wnids = sorted(w for ms in imagenet_groups().values() for w, _ in ms)
+    assert len(splits.classes) == 1000 and splits.classes[0] == "tench"  # n01440764, ImageNet's class 0
+    bird = sorted(imagenet_groups()["bird"])
+    for ds in (splits.train, splits.test):
+        for path, label in ds.samples:  # the label is the image's ImageNet index; the tench folder is left out
+            assert wnids[label] == bird[LABELS[path]][0] == Path(path).parent.name
+    sig = random_signature(names[::-1], seed=4)  # another order: aligned by name
+    sig.save(tmp_path / "sig.safetensors")
+    model = build_distiller(cfg, BuildContext.from_splits(cfg, splits))
+    assert model.student.eval()(torch.zeros(1, 3, 32, 32))[0].shape == (1, 1000)
+    for i, (path, label) in enumerate(splits.train.samples):
+        got = model.targets(torch.tensor([label]), index=torch.tensor([i]))[0]
+        assert torch.equal(got, sig.probs[sig.class_names.index(splits.classes[label])])
+    with pytest.raises(LavidError, match="IMAGENET_HEAD must be 'group' or 'full', got 'all'"):
+        build_splits(cfg_for("imagenet_group", tmp_path / "in", DATASET__IMAGENET_HEAD="all"))

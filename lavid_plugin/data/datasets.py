@@ -304,8 +304,15 @@ def imagenet_group_classes(group: str, key: str = "DATASET.GROUP") -> tuple[list
 def imagenet_group(cfg, train_tf, val_tf, run_dir=None) -> Splits:
     """ImageNet restricted to one WordNet group (``DATASET.GROUP``); classes in wnid order, named
     by the membership file, so the group's own signature aligns by name (or by one of the class's
-    aliases, :func:`imagenet_aliases`)."""
+    aliases, :func:`imagenet_aliases`).
+
+    ``DATASET.IMAGENET_HEAD full`` (the authors'): the same images with ImageNet's 1000 labels (wnid order,
+    the standard class index), so the student has a 1000-way head and a test image counts as right only when
+    its class wins over all 1000; LaViD's targets are the group's signature rows, looked up per sample."""
     group = cfg.DATASET.GROUP
+    head = getattr(cfg.DATASET, "IMAGENET_HEAD", "group")
+    if head not in ("group", "full"):
+        raise LavidError(f"DATASET.IMAGENET_HEAD must be 'group' or 'full', got {head!r}")
     classes, class_aliases = imagenet_group_classes(group)
     members = sorted(imagenet_groups()[group])
     root = Path(cfg.DATASET.ROOT)
@@ -315,7 +322,14 @@ def imagenet_group(cfg, train_tf, val_tf, run_dir=None) -> Splits:
         require(root / split, wnids, "imagenet_group")
     train = image_folder_samples(root / "train", wnids)
     val = image_folder_samples(root / "val", wnids)
-    return _splits(train, val, classes, train_tf, val_tf, class_aliases=class_aliases)
+    if head == "group":
+        return _splits(train, val, classes, train_tf, val_tf, class_aliases=class_aliases)
+    everything = sorted(m for ms in imagenet_groups().values() for m in ms)  # ImageNet's 1000, in wnid order
+    label = {w: i for i, (w, _) in enumerate(everything)}
+    full = [label[w] for w in wnids]  # group position -> ImageNet index
+    return _splits([(p, full[k]) for p, k in train], [(p, full[k]) for p, k in val], [n for _, n in everything],
+                   train_tf, val_tf, class_aliases=class_aliases, signature_classes=classes,
+                   signature_rows=[k for _, k in train])
 
 
 def demo_birds(cfg, train_tf, val_tf, run_dir=None) -> Splits:
