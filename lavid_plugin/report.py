@@ -277,13 +277,105 @@ def refuse_unfinished(runs: list[Run], allow: bool) -> None:
         raise LavidError(f"{len(unfinished)} run(s) have not finished (pass --allow-unfinished to use them):\n  {listed}")
 
 
+#: Table 1's rows on a multimodal LLM's hidden states, by the kind of their Table B cells (``<kind>_llava_l<n>``)
+MLLM_ROWS = {"fitnet": "fitnet_llava", "crd": "crd_llava"}
+BEST_LAYERS = "best_layers.json"
+
+
+def best_layers(paths, out: str | Path | None = None, allow_unfinished: bool = False) -> tuple[dict, str]:
+    """Per dataset x student x method (FitNet, CRD), the Table B layer with the best mean top-1 over seeds (at the
+    epoch each run's config selects), as Appendix B tunes the baselines; written to ``out`` (JSON) for
+    ``reproduce.py --table 1 --mllm-layer best`` and ``lavid report --table 1 --mllm-layer best``."""
+    spec = TABLES["B"]
+    mine, _, _ = sort_runs(find_runs(paths), spec)
+    groups: dict = {}
+    for r in mine:
+        groups.setdefault(r.tag, []).append(r)
+    refuse_repeated_seeds(groups)
+    refuse_unfinished(mine, allow_unfinished)
+    means: dict = {}
+    for runs in groups.values():
+        runs = [r for r in runs if r.epochs]
+        if not runs:
+            continue
+        c = runs[0].cell
+        kind, layer = c.method.split("_llava_l")
+        values = [r.metrics("config")["test_acc"] for r in runs]
+        means.setdefault(c.folder, {}).setdefault(c.student, {}).setdefault(kind, {})[-int(layer)] = \
+            (mean_std(values)[0], len(values))
+    if not means:
+        raise LavidError(f"no finished Table B run under {', '.join(map(str, paths))}: run "
+                         f"scripts/reproduce.py --table B first")
+    layers = {f: {s: {k: max(by_layer, key=lambda L: (by_layer[L][0], L)) for k, by_layer in kinds.items()}
+                  for s, kinds in students.items()} for f, students in means.items()}
+    doc = {"source": "lavid report --table B --best-layer", "selection": selection_label("config", mine),
+           "metric": "test_acc", "layers": layers,
+           "means": {f: {s: {k: {str(L): round(m, 4) for L, (m, _) in sorted(v.items())} for k, v in kinds.items()}
+                         for s, kinds in st.items()} for f, st in means.items()}}
+    lines = ["| dataset | student | method | best layer | mean top-1 | layers (mean) |", "|---|---|---|---:|---:|---|"]
+    for f, students in means.items():
+        for s, kinds in students.items():
+            for k, v in kinds.items():
+                L = layers[f][s][k]
+                lines.append(f"| {f} | {s} | {k} | {L} | {v[L][0]:.2f} | "
+                             + ", ".join(f"{x}: {m:.2f} (n={n})" for x, (m, n) in sorted(v.items())) + " |")
+    text = "**Table B: the best LLaVA layer per dataset, student and method** (" + doc["selection"] + ")\n\n" + \
+        "\n".join(lines) + "\n"
+    if out:
+        import json
+
+        atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
+    return doc, text
+
+
+def read_best_layers(path: str | Path) -> dict:
+    """``layers`` of a :func:`best_layers` file: folder -> student -> kind -> layer."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise LavidError(f"{path}: no best-layer file; run Table B, then lavid report {path.parent} --table B "
+                         f"--best-layer (it writes {path.name})")
+    try:
+        return json.loads(path.read_text())["layers"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise LavidError(f"{path}: not a best-layer file ({type(e).__name__})") from None
+
+
+def borrow_best_layers(runs: list[Run], layers: dict) -> tuple[list[Run], list[str]]:
+    """Table 1's FitNet / CRD rows from the Table B runs at each column's best layer (in place of its -12 runs)."""
+    import dataclasses
+
+    out, used = [], []
+    for r in runs:
+        c = r.cell
+        if c is not None and c.table == "table1" and c.method in MLLM_ROWS.values():
+            continue  # the row is filled at the best layer instead
+        if c is not None and c.table == "tableB":
+            kind, layer = c.method.split("_llava_l")
+            if layers.get(c.folder, {}).get(c.student, {}).get(kind) == -int(layer):
+                cell = dataclasses.replace(c, table="table1", method=MLLM_ROWS[kind])
+                out.append(dataclasses.replace(r, cell=cell, tag=cell.tag))
+                used.append(f"{c.folder} {c.student} {kind} {-int(layer)}")
+                continue
+        out.append(r)
+    return out, sorted(set(used))
+
+
 def report(paths, table: str, out: str | None = None, allow_unfinished: bool = False,
-           select=("final", "config"), seeds: int | None = None) -> str:
+           select=("final", "config"), seeds: int | None = None, mllm_layer: str | None = None) -> str:
     key = str(table)
     if key not in TABLES:
         raise LavidError(f"--table must be one of {list(TABLES)}, got {table!r}")
     spec = TABLES[key]
-    mine, other, unknown = sort_runs(find_runs(paths), spec)
+    runs, note = find_runs(paths), ""
+    if mllm_layer == "best":
+        if key != "1":
+            raise LavidError("--mllm-layer best fills Table 1's FitNet / CRD rows; give --table 1")
+        runs, used = borrow_best_layers(runs, read_best_layers(Path(paths[0]) / BEST_LAYERS))
+        note = ("FitNet / CRD rows: Table B's runs at each column's best layer (" + "; ".join(used) + ")\n"
+                if used else "FitNet / CRD rows: no Table B run at a best layer yet\n")
+    mine, other, unknown = sort_runs(runs, spec)
     cells: dict = {}
     for r in mine:
         cells.setdefault(r.tag, []).append(r)
@@ -298,7 +390,7 @@ def report(paths, table: str, out: str | None = None, allow_unfinished: bool = F
         t = build_grid(mine, spec, which)
         md.append(to_markdown(t, seeds))
         csv_rows += to_csv_rows(t, which)
-    md.append(skipped_note(other, unknown))
+    md.append(note + skipped_note(other, unknown))
     text = "\n".join(md)
     if out:
         buf = io.StringIO()
@@ -397,8 +489,12 @@ def add_parser(sub) -> None:
     r.add_argument("--allow-unfinished", action="store_true", help="use runs that stopped before SOLVER.EPOCHS")
     r.add_argument("--seeds", type=int, default=None,
                    help="seeds asked per cell: a cell with fewer finished runs is marked n=k/N (default: the most any cell has)")
+    r.add_argument("--best-layer", action="store_true", help=f"--table B: the best LLaVA layer per dataset, student "
+                   f"and method; writes RUNS/{BEST_LAYERS} (for --table 1 --mllm-layer best, here and in reproduce.py)")
+    r.add_argument("--mllm-layer", choices=["best"], help=f"--table 1: FitNet / CRD rows from Table B's runs at the "
+                   f"best layer of each column (RUNS/{BEST_LAYERS}) instead of layer -12")
     r.add_argument("--select", nargs="+", choices=list(SELECTIONS), default=["final", "config"],
-                   help="which epoch of each run, one table each (default: final, then best_test_acc)")
+                   help="which epoch of each run, one table each (default: final, then the epoch each run's config selects)")
 
     def run(a):
         from .utils import check_output_path
@@ -408,11 +504,19 @@ def add_parser(sub) -> None:
         if min(a.png_size) < 32 or max(a.png_size) > 10000:
             raise LavidError(f"--png-size {a.png_size[0]} {a.png_size[1]}: give a width and height between 32 and "
                              f"10000 pixels")
+        if a.best_layer:
+            if a.table != "B":
+                raise LavidError("--best-layer reads Table B's runs; give --table B")
+            target = Path(a.runs[0]) / BEST_LAYERS
+            check_output_path(target, "--best-layer")
+            _, text = best_layers(a.runs, target, a.allow_unfinished)
+            print(text + f"\nwrote {target}")
+            return 0
         if a.ablation:
             text = report_ablation(a.runs, a.ablation, a.out, a.allow_unfinished, a.select[0], tuple(a.png_size))
             done = f"wrote {Path(a.out).with_suffix('.md')}, .csv and .png" if a.out else text
         else:
-            text = report(a.runs, a.table, a.out, a.allow_unfinished, a.select, a.seeds)
+            text = report(a.runs, a.table, a.out, a.allow_unfinished, a.select, a.seeds, a.mllm_layer)
             done = f"wrote {Path(a.out).with_suffix('.md')} and {Path(a.out).with_suffix('.csv')}" if a.out else text
         print(done)
         return 0

@@ -262,12 +262,53 @@ def ablation_teacher_jobs(ab, value, cfg, path: Path, folder: str, teacher: str)
     return signature_jobs(over[1], teacher) if over[0] == "LAVID.SIGNATURE" else base
 
 
+def mllm_layers(args):
+    """``--mllm-layer``: a function that moves Table 1's FitNet / CRD cells to Table B's cell at the chosen layer
+    (``best``: each column's best, from ``<prefix>/best_layers.json``; a number: that layer). Their runs are then
+    Table B's (same config, same name): a layer Table B already ran is not run twice."""
+    import dataclasses
+
+    from .report import BEST_LAYERS, MLLM_ROWS, read_best_layers
+
+    choice = getattr(args, "mllm_layer", None)
+    if choice in (None, "-12") or getattr(args, "table", None) != "1":
+        return lambda cell: cell
+    if choice == "best":
+        layers = read_best_layers(Path(args.prefix) / BEST_LAYERS)
+    else:
+        try:
+            fixed = int(choice)
+        except ValueError:
+            raise LavidError(f"--mllm-layer must be 'best' or one of Table B's layers {list(tables.TABLE_B_LAYERS)}, "
+                             f"got {choice!r}") from None
+        if fixed not in tables.TABLE_B_LAYERS:
+            raise LavidError(f"--mllm-layer {fixed}: Table B's banks hold layers {list(tables.TABLE_B_LAYERS)}")
+    kinds = {v: k for k, v in MLLM_ROWS.items()}
+
+    def move(cell):
+        if cell.method not in kinds:
+            return cell
+        kind = kinds[cell.method]
+        if choice == "best":
+            layer = layers.get(cell.folder, {}).get(cell.student, {}).get(kind)
+            if layer is None:
+                raise LavidError(f"{Path(args.prefix) / BEST_LAYERS} has no best layer for {cell.folder} "
+                                 f"{cell.student} {kind}: finish its Table B runs and write it again")
+        else:
+            layer = fixed
+        return dataclasses.replace(cell, table="tableB", method=f"{kind}_llava_l{-layer}")
+
+    return move
+
+
 def commands(args):
     from .config import load_cfg
 
     prefix = Path(args.prefix)
     written = set()
+    layer_of = mllm_layers(args)
     for cell, is_teacher in plan(args.table, args.datasets, args.students, args.methods):
+        cell = layer_of(cell)
         path = ROOT / "configs" / "lavid" / cell.path
         if not path.is_file():
             raise LavidError(f"missing config {path}: run scripts/make_configs.py")
@@ -321,6 +362,10 @@ def main(argv=None) -> int:
                         "where they released none; extract: extracted with the paper's LLM / VLM")
     p.add_argument("--makd-bank", choices=("released", "extract"), help="where MaKD's per-image bank comes from "
                    "(default: as --teacher)")
+    p.add_argument("--mllm-layer", default="-12", metavar="best|LAYER",
+                   help="Table 1's FitNet / CRD rows on LLaVA: layer -12 (default), one of Table B's layers, or best: "
+                        "each column's best layer of Table B (lavid report PREFIX --table B --best-layer writes "
+                        "PREFIX/best_layers.json); those runs are Table B's own (a layer it ran is not run again)")
     p.add_argument("--dry-run", action="store_true", help="print the commands (or, with a launcher, the plan), run nothing")
     g = p.add_argument_group("launchers (one plan, several executors)")
     g.add_argument("--launcher", choices=("sequential", "local", "slurm"), default="sequential",

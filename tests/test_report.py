@@ -142,3 +142,52 @@ def test_by_default_the_report_prints_the_final_epoch_and_each_configs_own_selec
     final, chosen = capsys.readouterr().out.split("**Table 1: top-1 accuracy (%), LOG.SELECT best_val_loss")
     assert "final epoch" in final and "50.00 ± 0.00" in final
     assert "lowest validation loss" in chosen and "45.00 ± 0.00" in chosen and "99.00" not in chosen
+
+
+def test_table_b_best_layer_feeds_table_1s_fitnet_and_crd_rows(tmp_path, capsys):
+    """Appendix B: each baseline at its best layer. lavid report --table B --best-layer writes it; reproduce.py
+    --table 1 --mllm-layer best runs Table B's cell at that layer; lavid report --table 1 --mllm-layer best shows it."""
+    import json
+
+    from lavid_plugin.reproduce import main as reproduce
+
+    out = tmp_path / "out"
+    # FitNet on CUB / ResNet-18: layer -6 best (2 seeds), -12 worse, -30 best on one seed only (a lower mean)
+    acc = {("fitnet", 6): (70.0, 72.0), ("fitnet", 12): (65.0, 66.0), ("fitnet", 30): (80.0, 50.0),
+           ("crd", 12): (60.0, 61.0), ("crd", 18): (58.0, 59.0)}
+    for (kind, layer), values in acc.items():
+        for seed, a in enumerate(values):
+            write_run(out, f"cub/res18_{kind}_llava_l{layer}.yaml", seed, [{"test_acc": a, "test_loss": 1.0}] * 240)
+    write_run(out, "cub/res18_fitnet_llava.yaml", 0, [{"test_acc": 40.0, "test_loss": 1.0}] * 5)  # Table 1 at -12
+    assert lavid(["report", str(out), "--table", "B", "--best-layer"]) == 0
+    printed = capsys.readouterr().out
+    assert "| cub | res18 | fitnet | -6 | 71.00 |" in printed and "| cub | res18 | crd | -12 | 60.50 |" in printed
+    doc = json.loads((out / "best_layers.json").read_text())
+    assert doc["layers"] == {"cub": {"res18": {"fitnet": -6, "crd": -12}}}
+    assert doc["means"]["cub"]["res18"]["fitnet"] == {"-30": 65.0, "-12": 65.5, "-6": 71.0}
+
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()) as f:
+        assert reproduce(["--table", "1", "--datasets", "cub", "--students", "res18", "--methods", "fitnet_llava",
+                          "crd_llava", "--seeds", "3", "--prefix", str(out), "--mllm-layer", "best", "--dry-run"]) == 0
+    buf = f.getvalue().splitlines()
+    runs = [x for x in buf if "tools/train.py" in x and "res50" not in x]
+    assert len(runs) == 6
+    assert sum("configs/lavid/cub/res18_fitnet_llava_l6.yaml" in x for x in runs) == 3
+    assert sum("configs/lavid/cub/res18_crd_llava_l12.yaml" in x for x in runs) == 3
+    # Table B's finished seeds 0 and 1 are its own runs: only seed 2 is left to run at each layer
+    assert sum(x.startswith("skip (finished)") for x in runs) == 4 and buf[0].startswith("Table 1: 6 runs, 4 finished")
+
+    assert lavid(["report", str(out), "--table", "1", "--mllm-layer", "best", "--select", "final"]) == 0
+    text = capsys.readouterr().out
+    row = next(x for x in text.splitlines() if x.startswith("| fitnet_llava |"))
+    assert "71.00 ± 1.41" in row  # layer -6's runs, not Table 1's -12 run (40)
+    assert "Table B's runs at each column's best layer (cub res18 crd -12; cub res18 fitnet -6)" in text
+    assert lavid(["report", str(tmp_path / "out"), "--table", "3", "--mllm-layer", "best"]) == 2
+    capsys.readouterr()
+    (out / "best_layers.json").unlink()
+    assert reproduce(["--table", "1", "--datasets", "cub", "--prefix", str(out), "--mllm-layer", "best",
+                      "--dry-run"]) == 2
+    assert "no best-layer file; run Table B, then lavid report" in capsys.readouterr().err
