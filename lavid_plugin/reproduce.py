@@ -88,7 +88,7 @@ def _rel(path) -> str:
     return str(path).removeprefix("./")
 
 
-def signature_jobs(sig: str, source: str) -> list[Job]:
+def signature_jobs(sig: str, source: str, shards: int = 1) -> list[Job]:
     """The Stage 1 jobs that write the signature ``sig`` (``./signatures/<dataset>/<llm>_<questions>.safetensors``)
     when it is missing: the authors' released answers (``source`` ``released``, where they released them), else
     extracted with the LLM from their released questions; blocked when neither the answers nor the questions exist."""
@@ -129,10 +129,19 @@ def signature_jobs(sig: str, source: str) -> list[Job]:
     if model is None:
         return jobs + [Job("blocked", extract, key=sig, deps=[j.key for j in jobs],
                            note=f"{sig}: {why}; extract it with your {llm} model")]
-    return jobs + [Job("stage1b", extract, key=sig, deps=[j.key for j in jobs], note=f"extracted with {model} ({why})")]
+    note = f"extracted with {model} ({why})"
+    if shards <= 1:
+        return jobs + [Job("stage1b", extract, key=sig, deps=[j.key for j in jobs], note=note)]
+    # N extraction jobs (one SLURM array under --launcher slurm), then one that joins them
+    parts = [str(path.with_name(f"{path.stem}.shard{i}of{shards}{path.suffix}")) for i in range(shards)]
+    jobs += [Job("stage1b", extract[:-1] + [part, "--shard", f"{i}/{shards}"], key=part, deps=[j.key for j in jobs],
+                 note=f"shard {i + 1} of {shards}, {note}") for i, part in enumerate(parts)]
+    return jobs + [Job("stage1b", _LAVID + ["signature", "merge", *parts, "-o", sig], key=sig, deps=parts,
+                       note=f"{shards} shards joined, {note}")]
 
 
-def teacher_jobs(cell: tables.Cell, path: Path, teacher: str = "released", makd_bank: str | None = None) -> list[Job]:
+def teacher_jobs(cell: tables.Cell, path: Path, teacher: str = "released", makd_bank: str | None = None,
+                 shards: int = 1) -> list[Job]:
     """The jobs that write what ``cell`` reads when it is missing (a signature, a per-image bank), in order: each
     waits for the one before; the cell's runs wait for the last. ``teacher`` (``released`` / ``extract``): where
     signatures and MaKD banks come from; ``makd_bank`` overrides it for MaKD's bank."""
@@ -145,7 +154,7 @@ def teacher_jobs(cell: tables.Cell, path: Path, teacher: str = "released", makd_
         sig = cell.config()["LAVID"]["SIGNATURE"]
         return [] if (ROOT / sig).is_file() else [Job("stage1b", embed_command(cell.method, cfg, sig), key=sig)]
     if tables.reads_signature(cell.method):
-        return signature_jobs(cell.config()["LAVID"]["SIGNATURE"], teacher)
+        return signature_jobs(cell.config()["LAVID"]["SIGNATURE"], teacher, shards)
     bank = cell.bank_path
     if not bank or (ROOT / bank).is_file():
         return []
@@ -229,7 +238,8 @@ def ablation_commands(args):
     written = set()
     for value in values:
         over = ab.overrides(value, folder)
-        steps = ablation_teacher_jobs(ab, value, cfg, path, folder, getattr(args, "teacher", "released"))
+        steps = ablation_teacher_jobs(ab, value, cfg, path, folder, getattr(args, "teacher", "released"),
+                                      getattr(args, "extract_shards", 1))
         for step in steps:
             if step.key not in written:
                 written.add(step.key)
@@ -245,11 +255,11 @@ def ablation_commands(args):
                       label=ab.tag(value, folder, student))
 
 
-def ablation_teacher_jobs(ab, value, cfg, path: Path, folder: str, teacher: str) -> list[Job]:
+def ablation_teacher_jobs(ab, value, cfg, path: Path, folder: str, teacher: str, shards: int = 1) -> list[Job]:
     """What one ablation point reads, when missing: its signature (released or extracted, as Table 1's), a
     pruned one (after the signature it prunes), or a class-name embedding."""
     over = ab.overrides(value, folder)
-    base = signature_jobs(cfg.LAVID.SIGNATURE, teacher)
+    base = signature_jobs(cfg.LAVID.SIGNATURE, teacher, shards)
     step = ab.prepare(value, ROOT, folder)
     if step:
         cmd = _LAVID + step[1:]
@@ -259,7 +269,7 @@ def ablation_teacher_jobs(ab, value, cfg, path: Path, folder: str, teacher: str)
             return []
         cmd = embed_command(f"emb_{value}", ["--cfg", str(path)], over[1])
         return [Job("stage1b", cmd, key=cmd[-1])]
-    return signature_jobs(over[1], teacher) if over[0] == "LAVID.SIGNATURE" else base
+    return signature_jobs(over[1], teacher, shards) if over[0] == "LAVID.SIGNATURE" else base
 
 
 def mllm_layers(args):
@@ -313,7 +323,8 @@ def commands(args):
         if not path.is_file():
             raise LavidError(f"missing config {path}: run scripts/make_configs.py")
         cfg = load_cfg(str(path))
-        steps = teacher_jobs(cell, path, getattr(args, "teacher", "released"), getattr(args, "makd_bank", None))
+        steps = teacher_jobs(cell, path, getattr(args, "teacher", "released"), getattr(args, "makd_bank", None),
+                             getattr(args, "extract_shards", 1))
         deps = [steps[-1].key] if steps else []
         for step in steps:  # once per file, before the first run that reads it
             if step.key not in written:
@@ -362,6 +373,9 @@ def main(argv=None) -> int:
                         "where they released none; extract: extracted with the paper's LLM / VLM")
     p.add_argument("--makd-bank", choices=("released", "extract"), help="where MaKD's per-image bank comes from "
                    "(default: as --teacher)")
+    p.add_argument("--extract-shards", type=int, default=1, metavar="N",
+                   help="a signature extracted here is answered as N shard jobs (lavid signature extract --shard i/N; "
+                        "one job array under --launcher slurm), then joined by lavid signature merge")
     p.add_argument("--mllm-layer", default="-12", metavar="best|LAYER",
                    help="Table 1's FitNet / CRD rows on LLaVA: layer -12 (default), one of Table B's layers, or best: "
                         "each column's best layer of Table B (lavid report PREFIX --table B --best-layer writes "
@@ -389,6 +403,8 @@ def main(argv=None) -> int:
     try:
         if args.seeds < 1:
             raise LavidError(f"--seeds must be at least 1, got {args.seeds}")
+        if args.extract_shards < 1:
+            raise LavidError(f"--extract-shards must be at least 1, got {args.extract_shards}")
         todo = needed(list(ablation_commands(args) if args.ablation else commands(args)))
     except LavidError as e:
         print(f"reproduce.py: error: {e}", file=sys.stderr)

@@ -178,6 +178,9 @@ STUDENT_NOTES = {"vit_b16": "ViT-B/16 with the paper's schedule (cosine); vit_b1
                                     "vit_b16.yaml: the paper's cosine.",
                  "clip_b16": "The paper: CLIP 75 epochs, batch 16 (followed here); the authors' code: batch 32, "
                              "AdamW lr 1e-5 (lr followed here; weight decay 0.1 is Wortsman et al.'s)."}
+#: datasets whose LaViD target is looked up per training image, not by label: Waterbirds (each image's CUB
+#: species), ImageNet groups under the 1000-way head (the group's signature row of an ImageNet label)
+PER_IMAGE_TARGETS = ("waterbirds", IMAGENET)
 #: signature files other than SIGNATURE_NAME that a method reads (Table 5: class-name embeddings)
 SIGNATURE_FILES = {"emb_minilm": "minilm_384.safetensors", "emb_bert": "bert_768.safetensors"}
 
@@ -266,6 +269,8 @@ class Cell:
         cfg = merge(cfg, STUDENT_RECIPES.get(self.student, {}))
         cfg = merge(cfg, METHODS[self.method])
         trainer = trainer_of(self.method)
+        if reads_signature(self.method) and self.dataset in PER_IMAGE_TARGETS:
+            trainer = trainer or "sample"  # LaViD's targets looked up by the batch's sample index
         if trainer:  # for mdistiller's tools/train.py (the bridge); the plugin's trainer needs none
             cfg["SOLVER"] = {"TRAINER": trainer, **cfg["SOLVER"]}
         if self.needs_visual_teacher:

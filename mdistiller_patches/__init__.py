@@ -34,9 +34,9 @@ The package is split by what it patches: :mod:`.config`, :mod:`.distillers`, :mo
 :mod:`.models`, :mod:`.trainers`; :mod:`.context` derives the plugin's build context from the run's
 config, so a distiller may be built before or after ``get_dataset``.
 
-Limits: mdistiller's trainer does not pass sample indices to distillers, so LaViD targets looked up
-per image (Waterbirds: each image's CUB species; ImageNet groups with ``DATASET.IMAGENET_HEAD full``: the
-group's signature row of a 1000-way label) need the plugin's ``tools/train.py``.
+mdistiller's own trainers do not pass sample indices to distillers: what looks its teacher up per image
+(a bank; LaViD's targets on Waterbirds, each image's CUB species, and on ImageNet groups under
+``DATASET.IMAGENET_HEAD full``) runs with ``SOLVER.TRAINER sample``, as the generated configs set it.
 """
 
 from __future__ import annotations

@@ -203,6 +203,24 @@ def test_slurm_renders_arrays_with_the_resources_throttle_and_afterok_dependenci
     assert len(list(record.iterdir())) == 2 and "submitted 0 job(s); 5 already queued or running" in capsys.readouterr().out
 
 
+def test_a_signature_extracted_in_shards_is_one_array_then_one_merge(tmp_path, fake_slurm):
+    """--teacher extract --extract-shards 3: the three shards wait for the same job (the released questions),
+    so they are one array; the merge waits for each of them, the LaViD runs for the merge."""
+    record, _ = fake_slurm
+    assert reproduce(["--table", "1", "--datasets", "cub", "--methods", "lavid", "--students", "res18", "--seeds", "1",
+                      "--teacher", "extract", "--extract-shards", "3", "--launcher", "slurm",
+                      "--prefix", str(tmp_path / "out")]) == 0
+    scripts = [p.read_text() for p in sorted(record.iterdir())]
+    assert len(scripts) == 4  # questions, the shard array, the merge, the run
+    assert "#SBATCH --array=0-2%3" in scripts[1] and "#SBATCH --dependency=afterok:1000\n" in scripts[1]
+    assert "#SBATCH --dependency=afterok:1001_0:1001_1:1001_2\n" in scripts[2]
+    assert "#SBATCH --dependency=afterok:1002\n" in scripts[3] and "--array" not in scripts[2] + scripts[3]
+    book = json.loads((tmp_path / "out" / "launcher" / "state.json").read_text())
+    shard = book["signatures/cub/qwen2.5-7b_chat_50-5.shard1of3.safetensors"]
+    assert shard["job_id"] == "1001_1"
+    assert reproduce(["--table", "1", "--extract-shards", "0", "--dry-run"]) == 2
+
+
 def test_the_run_command_requeues_itself_with_resume(tmp_path):
     pytest.importorskip("submitit", reason="the [cluster] extra")
     from lavid_plugin.launcher import RunCommand

@@ -136,6 +136,36 @@ def test_lavid_alone_needs_no_visual_teacher_checkpoint(md, demo):
     assert distiller.teacher is distiller.signature and distiller.signature.num_classes == 12
 
 
+def test_table3_lavid_with_the_1000_way_head_trains_under_mdistillers_trainer(md, tmp_path, monkeypatch):
+    """An ImageNet group's config (1000-way head): the bridge's ``sample`` trainer hands LaViD the batch's
+    indices, by which it looks up each image's row of the group's signature."""
+    from fake_trees import write_imagenet_group
+    from mdistiller.engine.utils import AverageMeter
+
+    _, _, names, _ = write_imagenet_group(tmp_path / "in")
+    random_signature(names).save(tmp_path / "sig.safetensors")
+    cfg = md.CFG.clone()
+    cfg.merge_from_file(str(ROOT / "configs" / "lavid" / "imagenet_bird" / "res18.yaml"))
+    cfg.merge_from_list(["DATASET.ROOT", str(tmp_path / "in"), "DATASET.IMAGE_SIZE", 32, "DATASET.NUM_WORKERS", 0,
+                         "SOLVER.BATCH_SIZE", 6, "LAVID.SIGNATURE", str(tmp_path / "sig.safetensors")])
+    cfg.freeze()
+    assert (cfg.SOLVER.TRAINER, cfg.DATASET.IMAGENET_HEAD) == ("sample", "full")
+    train_loader, _, num_data, num_classes = md.data.get_dataset(cfg)
+    assert num_classes == 1000 and num_data == 2 * len(names)
+    student = md.model_dict["resnet18"][0](num_classes=num_classes)
+    distiller = torch.nn.DataParallel(md.distiller_dict["LAVID"](student, None, cfg))
+    t = object.__new__(md.trainer_dict[cfg.SOLVER.TRAINER])
+    t.cfg, t.distiller = cfg, distiller
+    t.optimizer = t.init_optimizer(cfg)
+    distiller.train()
+    before = [p.detach().clone() for p in distiller.module.head.parameters()]
+    meters = {k: AverageMeter() for k in ("training_time", "data_time", "losses", "top1", "top5")}
+    monkeypatch.setattr(torch.Tensor, "cuda", lambda self, *a, **k: self)
+    t.train_iter(next(iter(train_loader)), 1, meters)
+    assert math.isfinite(float(meters["losses"].avg))
+    assert any(not torch.equal(a, b) for a, b in zip(before, distiller.module.head.parameters()))
+
+
 def test_a_distiller_built_before_get_dataset_reads_its_signature_aligned(md, demo):
     import json
 
