@@ -104,6 +104,8 @@ def add_parser(sub) -> None:
     s.add_argument("--datasets", nargs="+")
     s.add_argument("--students", nargs="+")
     s.add_argument("--methods", nargs="+")
+    s.add_argument("--mllm-layer", default="-12", metavar="best|LAYER",
+                   help="--table 1: the --mllm-layer reproduce.py was given (FitNet / CRD rows at Table B's layer)")
     s.add_argument("--base", help="--ablation: the base config reproduce.py was given")
     s.add_argument("--opts", nargs="+", metavar="KEY VALUE", help="--ablation: the --opts reproduce.py was given")
     s.add_argument("--values", nargs="+", metavar="V", help="--ablation: the --values reproduce.py was given")

@@ -180,6 +180,10 @@ def test_table_b_best_layer_feeds_table_1s_fitnet_and_crd_rows(tmp_path, capsys)
     # Table B's finished seeds 0 and 1 are its own runs: only seed 2 is left to run at each layer
     assert sum(x.startswith("skip (finished)") for x in runs) == 4 and buf[0].startswith("Table 1: 6 runs, 4 finished")
 
+    assert lavid(["status", str(out), "--table", "1", "--datasets", "cub", "--students", "res18", "--methods",
+                  "fitnet_llava", "crd_llava", "--mllm-layer", "best"]) == 0
+    status = capsys.readouterr().out
+    assert "tableB,cub,res18,fitnet_llava_l6     2/3" in status and "runs: 4 finished" in status
     assert lavid(["report", str(out), "--table", "1", "--mllm-layer", "best", "--select", "final"]) == 0
     text = capsys.readouterr().out
     row = next(x for x in text.splitlines() if x.startswith("| fitnet_llava |"))
