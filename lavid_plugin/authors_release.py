@@ -183,7 +183,11 @@ def fetch(path: str, *, clone: str | Path | None = None, url: str | None = None,
         return file, verify(path, file, str(file))
     target = Path(cache or cache_root()) / "released" / manifest()["commit"] / path
     if target.is_file():
-        return target, verify(path, target, f"{target} (cached)")
+        try:
+            return target, verify(path, target, f"{target} (cached)")
+        except LavidError as e:  # a damaged cache entry is fetched again
+            log(f"{e}; downloading it again")
+            target.unlink()
     base = (url or os.environ.get("LAVID_RELEASE_URL") or manifest()["url"]).rstrip("/") + "/"
     source = base + path
     log(f"downloading {source}")

@@ -138,6 +138,11 @@ def test_released_over_http_is_cached_and_a_wrong_checksum_writes_nothing(tmp_pa
         assert lavid(["signature", "released", "cub", "--url", server.url, "--cache", str(cache),
                       "-o", "again.safetensors"]) == 0
         assert server.hits == [] and LLMSignature.load("again.safetensors").content_hash() == sig.content_hash()
+        # a damaged cache entry is not used: it is fetched again
+        cached[0].write_text("damaged")
+        assert lavid(["signature", "released", "cub", "--url", server.url, "--cache", str(cache),
+                      "-o", "third.safetensors"]) == 0
+        assert server.hits == [CUB_QUESTIONS] and cached[0].read_bytes() == files[CUB_QUESTIONS].read_bytes()
         capsys.readouterr()
 
         # a changed byte: refused by its checksum, nothing written (no output, no cache entry, no temp file)
