@@ -358,5 +358,5 @@ def launch(args, jobs) -> int:
     book = StateBook(Path(args.prefix))
     for j in plan:  # a file that needs the user's LLM: its runs wait (skipped, and said); the rest go ahead
         if j.state == "blocked":
-            print(f"blocked: {j.key}: first {j.note or 'write it with your LLM'}: {shlex.join(map(str, j.cmd))}")
+            print(f"blocked: {j.key}: needs {j.note or 'your LLM'} first: {shlex.join(map(str, j.cmd))}")
     return run_local(args, plan, book) if args.launcher == "local" else run_slurm(args, plan, book)
