@@ -120,15 +120,16 @@ def signature_jobs(sig: str, source: str, shards: int = 1) -> list[Job]:
     extract = _LAVID + ["signature", "extract", "--model", model or "YOUR_LLM", "--questions", qlocal,
                         "--classes", classes, "-o", sig]
     if qfile is None:
-        return [Job("blocked", extract, key=sig, note=f"{sig}: {why}, nor its questions {questions}.txt; "
-                                                      f"write them with lavid signature questions, then")]
+        return [Job("blocked", extract, key=sig, note=f"{questions}.txt from your LLM (lavid signature questions; "
+                                                      f"the authors released neither it nor these answers for "
+                                                      f"{ds.folder}), then")]
     jobs = []
     if not (ROOT / qlocal).is_file() or not (ROOT / classes).is_file():
         inputs = _LAVID + ["signature", "released", ds.folder, "--questions", questions, "--inputs-to", str(folder)]
         jobs.append(Job("stage1b", inputs, key=qlocal, note=f"the authors' released questions ({qfile} at {commit})"))
     if model is None:
         return jobs + [Job("blocked", extract, key=sig, deps=[j.key for j in jobs],
-                           note=f"{sig}: {why}; extract it with your {llm} model")]
+                           note=f"your {llm} model in place of YOUR_LLM ({why})")]
     note = f"extracted with {model} ({why})"
     if shards <= 1:
         return jobs + [Job("stage1b", extract, key=sig, deps=[j.key for j in jobs], note=note)]

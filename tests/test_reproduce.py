@@ -104,3 +104,17 @@ def test_teacher_extract_extracts_every_signature_and_says_so(tmp_path):
         "(--teacher extract)"]
     assert "signature released cub --questions chat_50-5 --inputs-to signatures/cub" in lines[3]
     assert "signature extract --model Qwen/Qwen2.5-7B-Instruct --questions signatures/cub/chat_50-5.txt" in lines[4]
+
+
+def test_a_signature_nobody_released_waits_for_what_it_needs():
+    from lavid_plugin.reproduce import signature_jobs
+
+    # questions never released: blocked on the user's question file
+    (q,) = signature_jobs("./signatures/cub/qwen2.5-7b_gemini_50-5.safetensors", "released")
+    assert q.state == "blocked" and q.note.startswith("gemini_50-5.txt from your LLM")
+    # an LLM with no known model id: the released questions first, then blocked on the user's model
+    fetch, extract = signature_jobs("./signatures/cub/phi4_chat_50-5.safetensors", "released")
+    assert fetch.state == "stage1b" and fetch.key == "signatures/cub/chat_50-5.txt"
+    assert extract.state == "blocked" and "--model YOUR_LLM" in " ".join(extract.cmd) and extract.deps == [fetch.key]
+    # a user's own signature (not a dataset of the paper) is the user's to write
+    assert signature_jobs("./signatures/demo/qwen2.5-7b_chat_50-5.safetensors", "released") == []
