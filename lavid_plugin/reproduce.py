@@ -7,8 +7,10 @@ The table's cells come from :mod:`lavid_plugin.tables`. Runs ``tools/train.py`` 
 seed), one after another, with ``EXPERIMENT.SEED k`` and ``EXPERIMENT.NAME <config>_seed<k>``,
 under ``--prefix``. The ResNet-50 teacher of a dataset (``res50_vanilla.yaml``, seed 0) runs first
 when a row needs it. A run whose worklog reaches the config's last epoch is skipped; one that stopped
-half-way is resumed (``--resume``). A per-image teacher bank a run reads (the multimodal-LLM rows of
-Table 1, Table B) is written first with ``lavid teacher ...`` when it is missing. Afterwards: ``lavid report <prefix> --table N``.
+half-way is resumed (``--resume``). A teacher file a run reads is written first when it is missing: a
+signature or MaKD bank from the authors' release (``--teacher released``, the default; ``lavid signature|teacher
+released``) or extracted here (``--teacher extract``, and what they did not release), a LLaVA feature bank
+(``lavid teacher features``), a class-name embedding (Table 5). Afterwards: ``lavid report <prefix> --table N``.
 """
 
 from __future__ import annotations
