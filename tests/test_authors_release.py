@@ -215,3 +215,17 @@ def test_teacher_released_imports_the_bank_for_a_config(tmp_path, capsys, monkey
     out.unlink()
     assert lavid(cmd) == 2
     assert "checksum mismatch" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_failed_download_is_named_and_writes_no_signature(tmp_path, capsys):
+    need_reference()
+    files = served_reference()
+    del files[CUB_QUESTIONS]
+    with Server(files) as server:
+        assert lavid(["signature", "released", "cub", "--url", server.url, "--cache", str(tmp_path / "cache"),
+                      "-o", str(tmp_path / "sig.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot download {server.url}{CUB_QUESTIONS}" in err and "--from DIR" in err
+    assert not (tmp_path / "sig.safetensors").exists()
+    # what did verify is kept for next time; nothing half-downloaded is
+    assert [p.name for p in files_under(tmp_path / "cache")] == ["qwen2.5-7b_chat_50-5.json"]
