@@ -154,8 +154,7 @@ def teacher_jobs(cell: tables.Cell, path: Path, teacher: str = "released", makd_
     lavid = _LAVID + ["teacher"]
     cfg = ["--cfg", str(path.relative_to(ROOT))]
     if cell.method in tables.SIGNATURE_FILES:  # Table 5: a class-name embedding, from the class names alone
-        sig = cell.config()["LAVID"]["SIGNATURE"]
-        return [] if (ROOT / sig).is_file() else [Job("stage1b", embed_command(cell.method, cfg, sig), key=sig)]
+        return embedding_jobs(cell.method, cell.config()["LAVID"]["SIGNATURE"], cfg, teacher)
     if tables.reads_signature(cell.method):
         return signature_jobs(cell.config()["LAVID"]["SIGNATURE"], teacher, shards)
     bank = cell.bank_path
@@ -191,6 +190,28 @@ def train_command(config: Path, run_dir: Path, epochs: int, opts: list) -> tuple
     rel = str(config.relative_to(ROOT)) if config.is_relative_to(ROOT) else str(config)
     cmd = [sys.executable, str(ROOT / "tools" / "train.py"), "--cfg", rel]
     return state, cmd + (["--resume"] if state == "partial" else []) + opts
+
+
+def embedding_jobs(method: str, sig: str, cfg_args: list, source: str) -> list[Job]:
+    """Table 5's class-name embedding ``sig`` when it is missing: the authors' released vectors (``minilm_384.json``,
+    ``bert_768.json``) with ``source`` ``released`` where they released them, else computed here."""
+    from . import authors_release as rel
+
+    if (ROOT / sig).is_file():
+        return []
+    path = Path(_rel(sig))
+    if source == "released":
+        try:
+            ds = rel.dataset("/".join(path.parts[1:-1]))
+            released = rel.find(ds.answers_dir, f"{path.stem}.json", "embedding")
+        except LavidError:
+            released = None
+        if released:
+            cmd = _LAVID + ["signature", "released", ds.folder, "--file", path.stem, "-o", sig]
+            return [Job("stage1b", cmd, key=sig, note=f"the authors' released vectors ({released} at "
+                                                     f"{rel.manifest()['commit'][:7]})")]
+    return [Job("stage1b", embed_command(method, cfg_args, sig), key=sig,
+                note=f"computed here with lavid signature embed ({method[len('emb_'):]})")]
 
 
 def embed_command(method: str, cfg_args: list, out: str) -> list:
@@ -268,10 +289,7 @@ def ablation_teacher_jobs(ab, value, cfg, path: Path, folder: str, teacher: str,
         cmd = _LAVID + step[1:]
         return base + [Job("stage1b", cmd, key=cmd[-1], deps=[j.key for j in base[-1:]])]
     if ab.key == "embedding" and value != "mcq":
-        if (ROOT / over[1]).is_file():
-            return []
-        cmd = embed_command(f"emb_{value}", ["--cfg", str(path)], over[1])
-        return [Job("stage1b", cmd, key=cmd[-1])]
+        return embedding_jobs(f"emb_{value}", over[1], ["--cfg", str(path)], teacher)
     return signature_jobs(over[1], teacher, shards) if over[0] == "LAVID.SIGNATURE" else base
 
 

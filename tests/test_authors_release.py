@@ -229,3 +229,16 @@ def test_a_failed_download_is_named_and_writes_no_signature(tmp_path, capsys):
     assert not (tmp_path / "sig.safetensors").exists()
     # what did verify is kept for next time; nothing half-downloaded is
     assert [p.name for p in files_under(tmp_path / "cache")] == ["qwen2.5-7b_chat_50-5.json"]
+
+
+def test_released_embedding_file_for_table_5(tmp_path, capsys):
+    need_reference()
+    clone = make_clone(tmp_path / "clone")
+    out = tmp_path / "minilm_384.safetensors"
+    assert lavid(["signature", "released", "cub", "--file", "minilm_384", "--from", str(clone), "-o", str(out)]) == 0
+    assert "K=200 Q=1 dim=384" in capsys.readouterr().out
+    assert lavid(["signature", "import", str(clone / "questions/cub200/logits/minilm_384.json"), "-o",
+                  str(tmp_path / "imported.safetensors")]) == 0
+    sig = LLMSignature.load(out)
+    assert sig.provenance["kind"] == "embedding"
+    assert sig.content_hash() == LLMSignature.load(tmp_path / "imported.safetensors").content_hash()

@@ -118,3 +118,15 @@ def test_a_signature_nobody_released_waits_for_what_it_needs():
     assert extract.state == "blocked" and "--model YOUR_LLM" in " ".join(extract.cmd) and extract.deps == [fetch.key]
     # a user's own signature (not a dataset of the paper) is the user's to write
     assert signature_jobs("./signatures/demo/qwen2.5-7b_chat_50-5.safetensors", "released") == []
+
+
+def test_table5_reads_the_released_embeddings_where_they_exist(tmp_path):
+    lines = dry_run("--table", "5", "--datasets", "cub", "flowers", "--seeds", "1", "--prefix", str(tmp_path))
+    assert "teacher file ./signatures/cub/bert_768.safetensors: the authors' released vectors " \
+           "(questions/cub200/logits/bert_768.json at" in "\n".join(lines)
+    assert any("signature released cub --file minilm_384 -o ./signatures/cub/minilm_384.safetensors" in x for x in lines)
+    assert any("signature embed --model bert --cfg configs/lavid/flowers/res18_emb_bert.yaml" in x for x in lines)
+    extract = dry_run("--table", "5", "--datasets", "cub", "--seeds", "1", "--prefix", str(tmp_path), "--teacher",
+                      "extract")
+    runs = [x for x in extract if x.startswith("would run:")]
+    assert sum("signature embed" in x for x in runs) == 2 and not any("signature released" in x for x in extract)

@@ -122,6 +122,8 @@ def _add_released(ss) -> None:
                    f"{DEFAULT_LLM}; Fig. 5: qwen2.5-72B, llama3.1-8b, gemma3-27b, ...)")
     r.add_argument("--questions", default=DEFAULT_QUESTIONS, help=f"the question set (default {DEFAULT_QUESTIONS}: "
                    "GPT-4o, 50 questions x 5 options; chat_<Q>-<M>, gemini_70-5, chato3_50, ...)")
+    r.add_argument("--file", metavar="STEM", help="any released answer file of the dataset by its name, in place of "
+                   "--llm/--questions: e.g. minilm_384 or bert_768, the class-name embeddings of Table 5")
     r.add_argument("--list", action="store_true", help="list the dataset's released answer and question files")
     r.add_argument("--inputs-to", metavar="DIR", help="write the question file and the class list (for lavid "
                    "signature extract with your own LLM) into DIR instead of importing the answers")
@@ -303,7 +305,12 @@ def cmd_released(args) -> int:
             if "_img." not in path:  # per-image banks: lavid teacher released
                 print(f"  {path}")
         return 0
-    answers, qfile = rel.signature_paths(ds, args.llm, args.questions)
+    if args.file:
+        if args.inputs_to:
+            raise LavidError("--file names an answer file; --inputs-to writes a question file: give one of them")
+        answers, qfile = rel.find(ds.answers_dir, f"{args.file.removesuffix('.json')}.json", "answer file"), None
+    else:
+        answers, qfile = rel.signature_paths(ds, args.llm, args.questions)
     src = rel.source_of(args)
     if args.inputs_to:
         return _released_inputs(args, rel, ds, qfile, src)
@@ -315,7 +322,7 @@ def cmd_released(args) -> int:
         qpath, qprov = rel.fetch(qfile, **src)
         qs, _ = read_questions(qpath)
         released["questions"] = qprov
-    else:
+    elif not args.file:
         _warn(f"warning: {answers} was released without its question file; the signature carries no question texts")
     names, aliases = imagenet_group_classes(ds.group, key="DATASET") if ds.group else (None, None)
     sig = import_reference_json(apath, questions=qs, questions_source=qfile, class_names=names, aliases=aliases,
