@@ -161,6 +161,9 @@ def test_released_names_what_there_is(tmp_path, capsys):
     assert lavid(["signature", "released", "caltech101", "--from", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no answer file 'qwen2.5-7b_chat_50-5.json'" in err and "qwen2.5-72B_chat_50-5.json" in err
+    assert lavid(["signature", "released", "flowers", "--file", "internvl2_img"]) == 2
+    assert "a per-image bank, not a per-class signature; import it with lavid teacher released flowers" \
+        in capsys.readouterr().err
     assert lavid(["signature", "released", "mnist"]) == 2
     assert "no released files for dataset 'mnist'" in capsys.readouterr().err
     # the authors spell the 72B teacher with a capital B; either spelling finds it

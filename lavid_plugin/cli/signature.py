@@ -308,7 +308,11 @@ def cmd_released(args) -> int:
     if args.file:
         if args.inputs_to:
             raise LavidError("--file names an answer file; --inputs-to writes a question file: give one of them")
-        answers, qfile = rel.find(ds.answers_dir, f"{args.file.removesuffix('.json')}.json", "answer file"), None
+        stem = args.file.removesuffix(".json")
+        if stem.endswith("_img"):
+            raise LavidError(f"--file {args.file}: a per-image bank, not a per-class signature; import it with "
+                             f"lavid teacher released {args.dataset}")
+        answers, qfile = rel.find(ds.answers_dir, f"{stem}.json", "answer file"), None
     else:
         answers, qfile = rel.signature_paths(ds, args.llm, args.questions)
     src = rel.source_of(args)
