@@ -88,15 +88,21 @@ def released_paths(prefix: str, suffix: str = "") -> list[str]:
             and p.endswith(suffix)]
 
 
-def find(prefix: str, name: str, what: str) -> str:
+def lookup(prefix: str, name: str) -> str | None:
     """The released path ``prefix/name``, matched without regard to case (the authors spell ``qwen2.5-7B`` and
-    ``qwen2.5-7b``); an error lists what there is."""
+    ``qwen2.5-7b``), or None."""
     exact = f"{prefix}/{name}"
     if exact in manifest()["files"]:
         return exact
     hits = [p for p in released_paths(prefix) if p.lower() == exact.lower()]
-    if len(hits) == 1:
-        return hits[0]
+    return hits[0] if len(hits) == 1 else None
+
+
+def find(prefix: str, name: str, what: str) -> str:
+    """:func:`lookup`, or an error listing what there is."""
+    hit = lookup(prefix, name)
+    if hit is not None:
+        return hit
     there = sorted(Path(p).name for p in released_paths(prefix))
     raise LavidError(f"the authors released no {what} {name!r} in {prefix}/ (commit {manifest()['commit'][:12]}); "
                      f"there: {there}")
@@ -105,25 +111,26 @@ def find(prefix: str, name: str, what: str) -> str:
 def signature_paths(ds: Dataset, llm: str, questions: str) -> tuple[str, str | None]:
     """``(answer file, question file or None)`` of ``<llm>_<questions>``; some answer files (Fig. 6's Q = 60)
     were released without their question file."""
-    try:
-        answers = find(ds.answers_dir, f"{llm}_{questions}.json", "answer file")
-    except LavidError:
+    answers = lookup(ds.answers_dir, f"{llm}_{questions}.json")
+    if answers is None and llm.lower() == DEFAULT_LLM:
         # files of the authors' first runs name Qwen2.5-7B "qwen2.5" (qwen2.5_chato3_50.json: Table 6's o3 questions)
-        if llm.lower() != DEFAULT_LLM or f"{ds.answers_dir}/qwen2.5_{questions}.json" not in manifest()["files"]:
-            raise
-        answers = f"{ds.answers_dir}/qwen2.5_{questions}.json"
-    try:
-        qfile = find(ds.release_dir, f"{questions}.txt", "question file")
-    except LavidError:
-        qfile = None
-    return answers, qfile
+        answers = lookup(ds.answers_dir, f"qwen2.5_{questions}.json")
+    if answers is None:
+        find(ds.answers_dir, f"{llm}_{questions}.json", "answer file")  # the error, listing what there is
+    return answers, question_path(ds, questions)
+
+
+def question_path(ds: Dataset, questions: str) -> str | None:
+    """The released question file ``<questions>.txt`` of a dataset, or None."""
+    return lookup(ds.release_dir, f"{questions}.txt")
 
 
 def bank_path(ds: Dataset, model: str = DEFAULT_BANK_MODEL) -> str:
     """The per-image aspect bank ``<model>_img.json`` (JSON where both it and JSONL were released)."""
     for name in (f"{model}_img.json", f"{model}_img.jsonl"):
-        if any(p.lower() == f"{ds.answers_dir}/{name}".lower() for p in released_paths(ds.answers_dir)):
-            return find(ds.answers_dir, name, "per-image bank")
+        hit = lookup(ds.answers_dir, name)
+        if hit is not None:
+            return hit
     banks = sorted(Path(p).name for p in released_paths(ds.answers_dir) if "_img." in p)
     raise LavidError(f"the authors released no per-image bank {model}_img.json(l) for {ds.folder} "
                      f"({ds.answers_dir}/, commit {manifest()['commit'][:12]}); banks there: {banks or 'none'}")

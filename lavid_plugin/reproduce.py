@@ -109,8 +109,7 @@ def signature_jobs(sig: str, source: str, shards: int = 1) -> list[Job]:
     try:
         answers, qfile = rel.signature_paths(ds, llm, questions)
     except LavidError:
-        answers, qfile = None, next((p for p in rel.released_paths(ds.release_dir, ".txt")
-                                     if p.lower().endswith(f"/{questions}.txt".lower())), None)
+        answers, qfile = None, rel.question_path(ds, questions)
     commit = rel.manifest()["commit"][:7]
     if source == "released" and answers:
         cmd = _LAVID + ["signature", "released", ds.folder, "--llm", llm, "--questions", questions, "-o", sig]
@@ -203,9 +202,9 @@ def embedding_jobs(method: str, sig: str, cfg_args: list, source: str) -> list[J
     if source == "released":
         try:
             ds = rel.dataset("/".join(path.parts[1:-1]))
-            released = rel.find(ds.answers_dir, f"{path.stem}.json", "embedding")
-        except LavidError:
-            released = None
+        except LavidError:  # not one of the paper's datasets
+            ds = None
+        released = ds and rel.lookup(ds.answers_dir, f"{path.stem}.json")
         if released:
             cmd = _LAVID + ["signature", "released", ds.folder, "--file", path.stem, "-o", sig]
             return [Job("stage1b", cmd, key=sig, note=f"the authors' released vectors ({released} at "
@@ -264,10 +263,7 @@ def ablation_commands(args):
         over = ab.overrides(value, folder)
         steps = ablation_teacher_jobs(ab, value, cfg, path, folder, getattr(args, "teacher", "released"),
                                       getattr(args, "extract_shards", 1))
-        for step in steps:
-            if step.key not in written:
-                written.add(step.key)
-                yield step
+        yield from first_time(steps, written)
         deps = [steps[-1].key] if steps else []
         for seed in range(args.seeds):
             name = ab.name(value, seed, student)
@@ -277,6 +273,14 @@ def ablation_commands(args):
             state, cmd = train_command(path, run_dir, cfg.SOLVER.EPOCHS, opts)
             yield Job(state, cmd, key=str(run_dir), deps=list(deps), run_dir=run_dir,
                       label=ab.tag(value, folder, student))
+
+
+def first_time(steps: list[Job], written: set):
+    """The teacher-file jobs of ``steps`` not planned yet: each file once, before the first run that reads it."""
+    for step in steps:
+        if step.key not in written:
+            written.add(step.key)
+            yield step
 
 
 def ablation_teacher_jobs(ab, value, cfg, path: Path, folder: str, teacher: str, shards: int = 1) -> list[Job]:
@@ -347,10 +351,7 @@ def commands(args):
         steps = teacher_jobs(cell, path, getattr(args, "teacher", "released"), getattr(args, "makd_bank", None),
                              getattr(args, "extract_shards", 1))
         deps = [steps[-1].key] if steps else []
-        for step in steps:  # once per file, before the first run that reads it
-            if step.key not in written:
-                written.add(step.key)
-                yield step
+        yield from first_time(steps, written)
         for seed in ([0] if is_teacher else range(args.seeds)):
             name = path.stem if is_teacher else f"{path.stem}_seed{seed}"
             opts = ["EXPERIMENT.SEED", str(seed), "EXPERIMENT.NAME", name, "LOG.PREFIX", str(prefix)]

@@ -314,7 +314,8 @@ def imagenet_group(cfg, train_tf, val_tf, run_dir=None) -> Splits:
     if head not in ("group", "full"):
         raise LavidError(f"DATASET.IMAGENET_HEAD must be 'group' or 'full', got {head!r}")
     classes, class_aliases = imagenet_group_classes(group)
-    members = sorted(imagenet_groups()[group])
+    groups = imagenet_groups()
+    members = sorted(groups[group])
     root = Path(cfg.DATASET.ROOT)
     require(root, ("train", "val"), "imagenet_group")
     wnids = [w for w, _ in members]
@@ -324,7 +325,7 @@ def imagenet_group(cfg, train_tf, val_tf, run_dir=None) -> Splits:
     val = image_folder_samples(root / "val", wnids)
     if head == "group":
         return _splits(train, val, classes, train_tf, val_tf, class_aliases=class_aliases)
-    everything = sorted(m for ms in imagenet_groups().values() for m in ms)  # ImageNet's 1000, in wnid order
+    everything = sorted(m for ms in groups.values() for m in ms)  # ImageNet's 1000, in wnid order
     label = {w: i for i, (w, _) in enumerate(everything)}
     full = [label[w] for w in wnids]  # group position -> ImageNet index
     return _splits([(p, full[k]) for p, k in train], [(p, full[k]) for p, k in val], [n for _, n in everything],
