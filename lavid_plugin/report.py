@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import LavidError
-from .tables import TABLES, TEACHER_TABLE, Cell, Table, cell_from_tag, column_of
+from .tables import MLLM_ROWS, TABLES, TEACHER_TABLE, Cell, Table, cell_from_tag, column_of, method_layer
 from .utils import atomic_write_text, flatten
 
 #: ``--select``: which epoch of each run a table reports, and how the table says so
@@ -277,31 +277,34 @@ def refuse_unfinished(runs: list[Run], allow: bool) -> None:
         raise LavidError(f"{len(unfinished)} run(s) have not finished (pass --allow-unfinished to use them):\n  {listed}")
 
 
-#: Table 1's rows on a multimodal LLM's hidden states, by the kind of their Table B cells (``<kind>_llava_l<n>``)
-MLLM_ROWS = {"fitnet": "fitnet_llava", "crd": "crd_llava"}
 BEST_LAYERS = "best_layers.json"
+
+
+def runs_per_cell(runs: list[Run], allow_unfinished: bool) -> dict:
+    """``runs`` by cell (``EXPERIMENT.TAG``), after refusing a seed counted twice and, unless allowed, an
+    unfinished run."""
+    cells: dict = {}
+    for r in runs:
+        cells.setdefault(r.tag, []).append(r)
+    refuse_repeated_seeds(cells)
+    refuse_unfinished(runs, allow_unfinished)
+    return cells
 
 
 def best_layers(paths, out: str | Path | None = None, allow_unfinished: bool = False) -> tuple[dict, str]:
     """Per dataset x student x method (FitNet, CRD), the Table B layer with the best mean top-1 over seeds (at the
     epoch each run's config selects), as Appendix B tunes the baselines; written to ``out`` (JSON) for
     ``reproduce.py --table 1 --mllm-layer best`` and ``lavid report --table 1 --mllm-layer best``."""
-    spec = TABLES["B"]
-    mine, _, _ = sort_runs(find_runs(paths), spec)
-    groups: dict = {}
-    for r in mine:
-        groups.setdefault(r.tag, []).append(r)
-    refuse_repeated_seeds(groups)
-    refuse_unfinished(mine, allow_unfinished)
+    mine, _, _ = sort_runs(find_runs(paths), TABLES["B"])
     means: dict = {}
-    for runs in groups.values():
+    for runs in runs_per_cell(mine, allow_unfinished).values():
         runs = [r for r in runs if r.epochs]
         if not runs:
             continue
         c = runs[0].cell
-        kind, layer = c.method.split("_llava_l")
+        kind, layer = method_layer(c.method)
         values = [r.metrics("config")["test_acc"] for r in runs]
-        means.setdefault(c.folder, {}).setdefault(c.student, {}).setdefault(kind, {})[-int(layer)] = \
+        means.setdefault(c.folder, {}).setdefault(c.student, {}).setdefault(kind, {})[layer] = \
             (mean_std(values)[0], len(values))
     if not means:
         raise LavidError(f"no finished Table B run under {', '.join(map(str, paths))}: run "
@@ -352,11 +355,11 @@ def borrow_best_layers(runs: list[Run], layers: dict) -> tuple[list[Run], list[s
         if c is not None and c.table == "table1" and c.method in MLLM_ROWS.values():
             continue  # the row is filled at the best layer instead
         if c is not None and c.table == "tableB":
-            kind, layer = c.method.split("_llava_l")
-            if layers.get(c.folder, {}).get(c.student, {}).get(kind) == -int(layer):
+            kind, layer = method_layer(c.method)
+            if layers.get(c.folder, {}).get(c.student, {}).get(kind) == layer:
                 cell = dataclasses.replace(c, table="table1", method=MLLM_ROWS[kind])
                 out.append(dataclasses.replace(r, cell=cell, tag=cell.tag))
-                used.append(f"{c.folder} {c.student} {kind} {-int(layer)}")
+                used.append(f"{c.folder} {c.student} {kind} {layer}")
                 continue
         out.append(r)
     return out, sorted(set(used))
@@ -376,11 +379,7 @@ def report(paths, table: str, out: str | None = None, allow_unfinished: bool = F
         note = ("FitNet / CRD rows: Table B's runs at each column's best layer (" + "; ".join(used) + ")\n"
                 if used else "FitNet / CRD rows: no Table B run at a best layer yet\n")
     mine, other, unknown = sort_runs(runs, spec)
-    cells: dict = {}
-    for r in mine:
-        cells.setdefault(r.tag, []).append(r)
-    refuse_repeated_seeds(cells)
-    refuse_unfinished(mine, allow_unfinished)
+    runs_per_cell(mine, allow_unfinished)
     mine = [r for r in mine if r.epochs]
     if not mine:
         raise LavidError(f"none of the {len(mine) + len(other) + len(unknown)} run(s) belongs to Table {key}"

@@ -303,7 +303,7 @@ def mllm_layers(args):
     Table B's (same config, same name): a layer Table B already ran is not run twice."""
     import dataclasses
 
-    from .report import BEST_LAYERS, MLLM_ROWS, read_best_layers
+    from .report import BEST_LAYERS, read_best_layers
 
     choice = getattr(args, "mllm_layer", None)
     if choice in (None, "-12") or getattr(args, "table", None) != "1":
@@ -318,7 +318,7 @@ def mllm_layers(args):
                              f"got {choice!r}") from None
         if fixed not in tables.TABLE_B_LAYERS:
             raise LavidError(f"--mllm-layer {fixed}: Table B's banks hold layers {list(tables.TABLE_B_LAYERS)}")
-    kinds = {v: k for k, v in MLLM_ROWS.items()}
+    kinds = {v: k for k, v in tables.MLLM_ROWS.items()}
 
     def move(cell):
         if cell.method not in kinds:
@@ -331,7 +331,7 @@ def mllm_layers(args):
                                  f"{cell.student} {kind}: finish its Table B runs and write it again")
         else:
             layer = fixed
-        return dataclasses.replace(cell, table="tableB", method=f"{kind}_llava_l{-layer}")
+        return dataclasses.replace(cell, table="tableB", method=tables.layer_method(kind, layer))
 
     return move
 

@@ -78,14 +78,28 @@ def _mllm(kind: str, layer: int) -> dict:
     return {"DISTILLER": {"TYPE": node}, node: {"LAYER": layer}}
 
 
+#: Table 1's rows on LLaVA's hidden states (layer -12), by kind; Table B has each at every layer
+MLLM_ROWS = {"fitnet": "fitnet_llava", "crd": "crd_llava"}
+
+
+def layer_method(kind: str, layer: int) -> str:
+    """Table B's row of ``kind`` (``fitnet``/``crd``) at LLaVA layer ``layer``: ``fitnet_llava_l12`` for -12."""
+    return f"{kind}_llava_l{-layer}"
+
+
+def method_layer(method: str) -> tuple[str, int]:
+    """Inverse of :func:`layer_method`: ``(kind, layer)``."""
+    kind, n = method.split("_llava_l")
+    return kind, -int(n)
+
+
 METHODS.update({
     # the multimodal-LLM baselines of Table 1: MaKD (InternVL2-8B's aspect answers), FitNet and CRD on
     # LLaVA-1.5-7B's hidden states at layer -12 (the last prompt token, as the authors)
     "makd": {"DISTILLER": {"TYPE": "MAKD"}},
-    "fitnet_llava": _mllm("fitnet", -12),
-    "crd_llava": _mllm("crd", -12),
+    **{row: _mllm(kind, -12) for kind, row in MLLM_ROWS.items()},
     # Table B: the same at each layer
-    **{f"{k}_llava_l{-layer}": _mllm(k, layer) for k in ("fitnet", "crd") for layer in TABLE_B_LAYERS},
+    **{layer_method(k, layer): _mllm(k, layer) for k in MLLM_ROWS for layer in TABLE_B_LAYERS},
 })
 
 
@@ -353,7 +367,7 @@ TABLES = {
                tuple((d, "") for d in FINE_GRAINED), ("res18",), ("emb_minilm", "emb_bert", "lavid"),
                borrowed=(("lavid", "1"),)),
     "B": Table("B", "FitNet and CRD on LLaVA-1.5 hidden states, by layer", tuple((d, "") for d in FINE_GRAINED),
-               _CNN, tuple(f"{k}_llava_l{-layer}" for k in ("fitnet", "crd") for layer in TABLE_B_LAYERS)),
+               _CNN, tuple(layer_method(k, layer) for k in MLLM_ROWS for layer in TABLE_B_LAYERS)),
     "3": Table("3", "ResNet-18 on ImageNet WordNet groups (one signature per group)",
                tuple((IMAGENET, g) for g in IMAGENET_GROUPS), ("res18",), ("vanilla", "lavid")),
     "4": Table("4", "Waterbirds: group accuracies", (("waterbirds", ""),), _CNN,
