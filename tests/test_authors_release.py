@@ -172,13 +172,20 @@ def test_released_names_what_there_is(tmp_path, capsys):
     assert rel.signature_paths(rel.dataset("cub"), "qwen2.5-7b", "chat_60-5")[1] is None  # released without questions
 
 
-def test_inputs_to_writes_the_question_file_and_class_list_for_extract(tmp_path):
+def test_inputs_to_writes_the_question_file_and_class_list_for_extract(tmp_path, monkeypatch):
     need_reference()
     clone = make_clone(tmp_path / "clone")
     assert lavid(["signature", "released", "cub", "--from", str(clone), "--inputs-to", str(tmp_path / "in")]) == 0
     assert (tmp_path / "in" / "chat_50-5.txt").read_bytes() == (REFERENCE / "questions/cub200/chat_50-5.txt").read_bytes()
     assert json.loads((tmp_path / "in" / "classes.json").read_text()) == \
         json.loads((REFERENCE / "classes/cub200_classes.json").read_text())
+    # questions whose answers were never released (Fig. 7's M = 3 is extracted from them)
+    m3 = clone / "questions/cub200/chat_50-3.txt"
+    m3.write_text("What colour is the class?\n1. red\n2. blue\n3. grey\n")
+    _pin_file(monkeypatch, "questions/cub200/chat_50-3.txt", m3, "sha256")
+    assert lavid(["signature", "released", "cub", "--questions", "chat_50-3", "--from", str(clone),
+                  "--inputs-to", str(tmp_path / "m3")]) == 0
+    assert (tmp_path / "m3" / "chat_50-3.txt").read_bytes() == m3.read_bytes()
 
 
 def _pin_file(monkeypatch, path: str, file: Path, by: str) -> None:

@@ -305,9 +305,12 @@ def cmd_released(args) -> int:
             if "_img." not in path:  # per-image banks: lavid teacher released
                 print(f"  {path}")
         return 0
-    if args.file:
-        if args.inputs_to:
+    src = rel.source_of(args)
+    if args.inputs_to:  # the questions alone: for answers nobody released too (what --teacher extract answers)
+        if args.file:
             raise LavidError("--file names an answer file; --inputs-to writes a question file: give one of them")
+        return _released_inputs(args, rel, ds, rel.question_path(ds, args.questions), src)
+    if args.file:
         stem = args.file.removesuffix(".json")
         if stem.endswith("_img"):
             raise LavidError(f"--file {args.file}: a per-image bank, not a per-class signature; import it with "
@@ -315,9 +318,6 @@ def cmd_released(args) -> int:
         answers, qfile = rel.find(ds.answers_dir, f"{stem}.json", "answer file"), None
     else:
         answers, qfile = rel.signature_paths(ds, args.llm, args.questions)
-    src = rel.source_of(args)
-    if args.inputs_to:
-        return _released_inputs(args, rel, ds, qfile, src)
     out = Path(args.output or Path("signatures") / ds.signature_dir / f"{Path(answers).stem}.safetensors")
     check_output_path(out)
     apath, aprov = rel.fetch(answers, **src)
